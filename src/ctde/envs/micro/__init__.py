@@ -1,0 +1,3 @@
+"""StarCraft-style micromanagement simulator (no game binary needed)."""
+
+SCENARIOS: dict = {}

@@ -1,0 +1,3 @@
+"""The Multi-Particle Environments, faithful to PettingZoo's ``mpe2``."""
+
+SCENARIOS: dict = {}

@@ -1,0 +1,56 @@
+"""``make(name, **params)`` and ``names()``: the catalogue of environments.
+
+Each environment family exposes a ``SCENARIOS`` dict mapping a registry name to a
+factory ``f(**params) -> MultiAgentEnv``; the registry only merges them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+
+from ctde.envs.core import MultiAgentEnv
+
+
+def _catalogue() -> dict:
+    from ctde.envs.micro import SCENARIOS as micro
+    from ctde.envs.mpe import SCENARIOS as mpe
+
+    return {**mpe, **micro}
+
+
+def names() -> list[str]:
+    """All registered environment names, sorted."""
+    return sorted(_catalogue())
+
+
+def make(name: str, **params) -> MultiAgentEnv:
+    """Build environment ``name`` with scenario parameters ``params``.
+
+    Raises ValueError naming the valid choices for an unknown name or parameter.
+    """
+    catalogue = _catalogue()
+    if name not in catalogue:
+        close = difflib.get_close_matches(name, catalogue, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(catalogue))}")
+    factory = catalogue[name]
+    accepted = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"env {name!r} has no parameter {', '.join(map(repr, unknown))}. "
+                f"Valid parameters: {', '.join(accepted) or '(none)'}"
+            )
+    return factory(**params)
+
+
+def parameters(name: str) -> dict:
+    """The scenario parameters of ``name`` and their defaults."""
+    factory = _catalogue()[name]
+    return {
+        p.name: p.default
+        for p in inspect.signature(factory).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
