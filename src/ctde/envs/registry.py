@@ -13,10 +13,11 @@ from ctde.envs.core import MultiAgentEnv
 
 
 def _catalogue() -> dict:
+    from ctde.envs.debug import SCENARIOS as debug
     from ctde.envs.micro import SCENARIOS as micro
     from ctde.envs.mpe import SCENARIOS as mpe
 
-    return {**mpe, **micro}
+    return {**mpe, **micro, **debug}
 
 
 def names() -> list[str]:

@@ -41,8 +41,10 @@ class AutoReset(Wrapper):
     """Starts a new episode as soon as one ends.
 
     The returned observation is then the first of the new episode; the last one of the
-    finished episode is kept in ``info["final_obs"]`` (and its global state in
-    ``info["final_global_state"]``) so a learner can bootstrap through truncation.
+    finished episode is kept in ``info["final_obs"]`` (its global state in
+    ``info["final_global_state"]``, its env state in ``info["final_state"]``) so a
+    learner can bootstrap through truncation. On other steps these equal the step's own
+    outputs, so ``final_obs`` is always s_{t+1} of the same episode.
     """
 
     def reset(self, key):
@@ -52,7 +54,9 @@ class AutoReset(Wrapper):
         key_step, key_reset = jax.random.split(key)
         obs, state, reward, terminated, truncated, info = self.env.step(key_step, state, actions)
         done = terminated | truncated
-        info = dict(info, final_obs=obs, final_global_state=self.env.global_state(state))
+        info = dict(
+            info, final_obs=obs, final_global_state=self.env.global_state(state), final_state=state
+        )
         reset_obs, reset_state = self.env.reset(key_reset)
         obs = jnp.where(done, reset_obs, obs)
         state = _select(done, reset_state, state)

@@ -1,0 +1,91 @@
+"""All network code: MLP torsos, policy heads and value heads (flax.linen).
+
+Orthogonal initialisation as in MAPPO: gain sqrt(2) in hidden layers, 0.01 for the
+policy output (near-uniform initial policy) and 1 for value outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+
+def dense(features: int, gain: float = np.sqrt(2.0), name: str | None = None) -> nn.Dense:
+    return nn.Dense(
+        features,
+        kernel_init=nn.initializers.orthogonal(gain),
+        bias_init=nn.initializers.zeros,
+        name=name,
+    )
+
+
+class MLP(nn.Module):
+    """Hidden layers with a nonlinearity after each (optionally layer-normed input)."""
+
+    hidden: Sequence[int]
+    activation: str = "tanh"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        act = getattr(nn, self.activation)
+        if self.layer_norm_input:
+            x = nn.LayerNorm()(x)
+        for width in self.hidden:
+            x = act(dense(width)(x))
+        return x
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a | o): logits ``[..., num_actions]``."""
+
+    num_actions: int
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation, self.layer_norm_input)(obs)
+        return dense(self.num_actions, gain=0.01, name="logits")(x)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a | o) = N(mean(o), diag(exp(log_std))^2), log_std a free parameter."""
+
+    action_dim: int
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    layer_norm_input: bool = False
+    init_log_std: float = -0.5
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation, self.layer_norm_input)(obs)
+        mean = dense(self.action_dim, gain=0.01, name="mean")(x)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
+        return mean, log_std
+
+
+class ValueNetwork(nn.Module):
+    """V(x): a scalar per input row, ``[...]``. The output layer is named ``value_head``
+    so value normalisation (PopArt) can rescale it."""
+
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        x = MLP(self.hidden, self.activation, self.layer_norm_input)(x)
+        return dense(1, gain=1.0, name="value_head")(x)[..., 0]
+
+
+def one_hot_ids(num_agents: int, batch_shape=()) -> jnp.ndarray:
+    """Agent-id one-hots ``[*batch_shape, N, N]`` (appended to shared-network inputs)."""
+    return jnp.broadcast_to(jnp.eye(num_agents), (*batch_shape, num_agents, num_agents))

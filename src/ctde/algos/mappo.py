@@ -1,0 +1,430 @@
+"""MAPPO: PPO with a centralised value function (Yu et al. 2022, "The Surprising
+Effectiveness of PPO in Cooperative Multi-Agent Games").
+
+Decentralised actor pi(a_i | o_i, i), shared by all agents; centralised critic
+V(x_i) trained on value-normalised targets. Per iteration:
+
+    1. collect T steps from B parallel envs with the current policy      (rollout)
+    2. GAE advantages from de-normalised values                           (Sec. 4.1)
+    3. E epochs over M minibatches of the clipped surrogate objective
+       plus the clipped value loss and an entropy bonus                   (Sec. 4.2-4.4)
+
+The critic input ("state variant", Sec. 4.2) is one of
+    CL  concatenated local observations
+    EP  the environment-provided global state
+    AS  EP plus the agent's own observation (agent-specific global state)
+and ``independent=True`` gives IPPO (the critic sees the agent's own observation).
+Each critic input also carries the agent's one-hot id, so per-agent rewards get
+per-agent values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ctde.algos.common import distributions as dist
+from ctde.algos.common import valuenorm
+from ctde.algos.common.episodes import episode_sums
+from ctde.algos.common.networks import (
+    CategoricalPolicy,
+    GaussianPolicy,
+    ValueNetwork,
+    one_hot_ids,
+)
+from ctde.algos.common.returns import generalized_advantage_estimate
+from ctde.envs.core import MultiAgentEnv
+from ctde.envs.wrappers import training_env
+
+CAPABILITIES = {
+    "discrete_actions": True,
+    "continuous_actions": True,
+    "competitive": False,  # one shared policy and critic: cooperative tasks
+    "needs_global_state": False,  # only for critic_input EP/AS
+    "recurrent": False,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """MAPPO settings. Defaults follow the paper's MPE settings (Yu et al. 2022,
+    appendix tables: lr 7e-4, gamma 0.99, GAE 0.95, clip 0.2, entropy 0.01, Huber
+    delta 10, grad-norm 10, ReLU, input LayerNorm) with more parallel envs and
+    fewer epochs, which suit a jit-compiled loop."""
+
+    num_envs: int = 64  # B: parallel environments
+    rollout_steps: int = 25  # T: steps collected per env per iteration
+    num_epochs: int = 5  # E: passes over each batch (few: sample reuse hurts in MARL)
+    num_minibatches: int = 1  # M: minibatches per epoch (split over the env axis)
+    actor_lr: float = 7e-4
+    critic_lr: float = 7e-4
+    anneal_lr: bool = False  # linearly decay both learning rates to 0 over total_updates
+    total_updates: int = 0  # set by the runner when anneal_lr is on
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2  # policy ratio clip
+    value_clip_eps: float = 0.2  # value clip around the rollout's prediction (0: off)
+    ent_coef: float = 0.01
+    max_grad_norm: float = 10.0
+    huber_delta: float = 10.0  # Huber value loss; 0 gives the squared error
+    value_norm: str = "running"  # "running" mean/std, "popart", or "none"
+    value_norm_beta: float = 0.99999
+    normalize_advantages: bool = True
+    critic_input: str = "CL"  # "CL", "EP" or "AS"
+    independent: bool = False  # IPPO: critic sees only the agent's own observation
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    layer_norm_input: bool = True
+
+    def __post_init__(self):
+        positive = ("num_envs", "rollout_steps", "num_epochs", "num_minibatches")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"mappo: {name} must be >= 1, got {getattr(self, name)}")
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"mappo: num_minibatches ({self.num_minibatches}) must divide "
+                f"num_envs ({self.num_envs})"
+            )
+        for name in ("actor_lr", "critic_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"mappo: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"mappo: {name} must be in [0, 1], got {getattr(self, name)}")
+        choices = {
+            "value_norm": ("running", "popart", "none"),
+            "critic_input": ("CL", "EP", "AS"),
+            "activation": ("relu", "tanh", "gelu", "silu"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"mappo: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"mappo: hidden must be positive layer widths, got {self.hidden}")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps (of all agents at once) collected per iteration."""
+        return self.num_envs * self.rollout_steps
+
+
+class Params(NamedTuple):
+    actor: Any
+    critic: Any
+
+
+class LearnerState(NamedTuple):
+    params: Params
+    actor_opt: Any
+    critic_opt: Any
+    value_norm: valuenorm.ValueNormState
+    env_state: Any  # [B] batched environment state
+    obs: jax.Array  # [B, N, obs_dim]
+    alive: jax.Array  # [B, N] whether each agent acts at obs
+    key: jax.Array
+    update_step: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for every env, ``[B, ...]`` (``[T, B, ...]`` once stacked)."""
+
+    obs: jax.Array  # [B, N, obs_dim]
+    global_state: jax.Array  # [B, state_dim]
+    avail: jax.Array  # [B, N, A]
+    action: jax.Array  # [B, N] or [B, N, d]
+    log_prob: jax.Array  # [B, N]
+    value: jax.Array  # [B, N] V(x_t), de-normalised
+    next_value: jax.Array  # [B, N] V(x_{t+1}) of the same episode, de-normalised
+    reward: jax.Array  # [B, N]
+    terminated: jax.Array  # [B]
+    done: jax.Array  # [B]
+    alive: jax.Array  # [B, N]
+
+
+class Trainer(NamedTuple):
+    """What the runner needs: pure ``init``/``update``/``act`` and the sizes it logs by."""
+
+    config: Config
+    env: Any  # the training env (EpisodeStats over AutoReset)
+    init: Any  # key -> LearnerState
+    update: Any  # LearnerState -> (LearnerState, metrics)
+    act: Any  # (params, obs, carry, key, deterministic, avail) -> (actions, carry)
+    init_carry: Any  # batch_shape -> actor carry (None: feed-forward actors)
+    steps_per_update: int
+
+
+# --- the paper's losses ----------------------------------------------------------------
+
+
+def clipped_surrogate_objective(log_prob, old_log_prob, advantage, clip_eps, mask):
+    """PPO's L^CLIP, to be maximised (mean over active agent-steps):
+
+        r = pi(a|o) / pi_old(a|o),   L = E[min(r A, clip(r, 1-eps, 1+eps) A)]
+
+    Shapes: every argument ``[..., N]``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    unclipped = ratio * advantage
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage
+    return masked_mean(jnp.minimum(unclipped, clipped), mask)
+
+
+def clipped_value_loss(value, old_value, target, clip_eps, huber_delta, mask):
+    """MAPPO's value loss (Sec. 4.1, normalised space):
+
+        V_clip = V_old + clip(V - V_old, -eps, eps)
+        L^V    = E[max(l(V - y), l(V_clip - y))]
+
+    with l the Huber loss (delta ``huber_delta``) or the squared error / 2 when
+    ``huber_delta`` is 0, and no clipping when ``clip_eps`` is 0.
+    """
+
+    def error(x):
+        if huber_delta > 0:
+            return optax.huber_loss(x, delta=huber_delta)
+        return 0.5 * x**2
+
+    loss = error(value - target)
+    if clip_eps > 0:
+        value_clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
+        loss = jnp.maximum(loss, error(value_clipped - target))
+    return masked_mean(loss, mask)
+
+
+def masked_mean(x, mask):
+    mask = mask.astype(x.dtype)
+    return (x * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def normalize_advantages(advantage, mask, eps: float = 1e-8):
+    mean = masked_mean(advantage, mask)
+    std = jnp.sqrt(masked_mean((advantage - mean) ** 2, mask))
+    return (advantage - mean) / (std + eps)
+
+
+# --- the algorithm ---------------------------------------------------------------------
+
+
+def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
+    """Build MAPPO's pure ``init``, ``update`` and ``act`` for ``env``."""
+    env = training_env(env)
+    n = env.num_agents
+    discrete = env.discrete
+    space = env.action_space
+    if discrete:
+        actor = CategoricalPolicy(space.n, config.hidden, config.activation, config.layer_norm_input)
+    else:
+        actor = GaussianPolicy(space.dim, config.hidden, config.activation, config.layer_norm_input)
+    critic = ValueNetwork(config.hidden, config.activation, config.layer_norm_input)
+
+    def actor_input(obs):  # [..., N, obs_dim] -> [..., N, obs_dim + N]
+        return jnp.concatenate([obs, one_hot_ids(n, obs.shape[:-2])], axis=-1)
+
+    def critic_input(obs, global_state):  # -> [..., N, critic_dim]
+        batch = obs.shape[:-2]
+        if config.independent:
+            x = obs
+        elif config.critic_input == "CL":
+            x = jnp.broadcast_to(obs.reshape(*batch, 1, -1), (*batch, n, n * env.obs_dim))
+        else:
+            x = jnp.broadcast_to(global_state[..., None, :], (*batch, n, env.state_dim))
+            if config.critic_input == "AS":
+                x = jnp.concatenate([x, obs], axis=-1)
+        return jnp.concatenate([x, one_hot_ids(n, batch)], axis=-1)
+
+    def policy(actor_params, obs, avail):
+        """The action distribution's parameters for ``obs [..., N, obs_dim]``."""
+        out = actor.apply(actor_params, actor_input(obs))
+        return dist.masked_logits(out, avail) if discrete else out
+
+    def sample(key, pi, deterministic=False):
+        if discrete:
+            action = dist.categorical_sample(key, pi, deterministic)
+            return action, dist.categorical_log_prob(pi, action)
+        mean, log_std = pi
+        action = dist.gaussian_sample(key, mean, log_std, deterministic)
+        return action, dist.gaussian_log_prob(mean, log_std, action)
+
+    def log_prob_and_entropy(pi, action):
+        if discrete:
+            return dist.categorical_log_prob(pi, action), dist.categorical_entropy(pi)
+        mean, log_std = pi
+        return (
+            dist.gaussian_log_prob(mean, log_std, action),
+            dist.gaussian_entropy(log_std, mean.shape[:-1]),
+        )
+
+    def env_action(action):
+        """Continuous policies act in [-1, 1]; map onto the env's box and clip."""
+        if discrete:
+            return action
+        centre, half = (space.high + space.low) / 2, (space.high - space.low) / 2
+        return jnp.clip(centre + half * action, space.low, space.high)
+
+    def optimizer(lr):
+        if config.anneal_lr:
+            total = max(config.total_updates, 1) * config.num_epochs * config.num_minibatches
+            lr = optax.linear_schedule(lr, 0.0, total)
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+    actor_tx, critic_tx = optimizer(config.actor_lr), optimizer(config.critic_lr)
+    step_envs = jax.vmap(env.step)
+    reset_envs = jax.vmap(env.reset)
+    avail_of = jax.vmap(env.avail_actions)
+    state_of = jax.vmap(env.global_state)
+
+    def init(key) -> LearnerState:
+        key, k_actor, k_critic, k_env = jax.random.split(key, 4)
+        obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
+        gs = state_of(env_state)
+        actor_params = actor.init(k_actor, actor_input(obs[0]))
+        critic_params = critic.init(k_critic, critic_input(obs[0], gs[0]))
+        return LearnerState(
+            params=Params(actor_params, critic_params),
+            actor_opt=actor_tx.init(actor_params),
+            critic_opt=critic_tx.init(critic_params),
+            value_norm=valuenorm.init(),
+            env_state=env_state,
+            obs=obs,
+            alive=jnp.ones((config.num_envs, n), bool),
+            key=key,
+            update_step=jnp.int32(0),
+        )
+
+    def values(critic_params, norm, obs, global_state):
+        """De-normalised V for ``obs [..., N, obs_dim]``."""
+        v = critic.apply(critic_params, critic_input(obs, global_state))
+        return v if config.value_norm == "none" else valuenorm.denormalize(norm, v)
+
+    def rollout(ls: LearnerState):
+        def env_step(carry, _):
+            env_state, obs, alive, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            avail = avail_of(env_state)
+            global_state = state_of(env_state)
+            pi = policy(ls.params.actor, obs, avail)
+            action, log_prob = sample(k_act, pi)
+            value = values(ls.params.critic, ls.value_norm, obs, global_state)
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                jax.random.split(k_env, config.num_envs), env_state, env_action(action)
+            )
+            done = terminated | truncated
+            next_value = values(
+                ls.params.critic, ls.value_norm, info["final_obs"], info["final_global_state"]
+            )
+            transition = Transition(
+                obs, global_state, avail, action, log_prob, value, next_value,
+                reward, terminated, done, alive,
+            )
+            next_alive = jnp.where(done[:, None], True, info["alive"].astype(bool))
+            episode_info = {"episode_done": info["episode_done"], "episode": info["episode"]}
+            return (env_state, next_obs, next_alive, key), (transition, episode_info)
+
+        carry = (ls.env_state, ls.obs, ls.alive, ls.key)
+        carry, (traj, info) = jax.lax.scan(env_step, carry, None, config.rollout_steps)
+        return carry, traj, info
+
+    def learn(ls: LearnerState, traj: Transition, key):
+        advantage, target = generalized_advantage_estimate(
+            traj.reward, traj.value, traj.next_value,
+            traj.terminated[..., None], traj.done[..., None],
+            config.gamma, config.gae_lambda,
+        )  # [T, B, N]
+        mask = traj.alive
+        norm, critic_params = ls.value_norm, ls.params.critic
+        if config.value_norm != "none":
+            norm = valuenorm.update(ls.value_norm, target, config.value_norm_beta, mask)
+            if config.value_norm == "popart":
+                head = valuenorm.popart_preserve(
+                    critic_params["params"]["value_head"], ls.value_norm, norm
+                )
+                critic_params = {"params": {**critic_params["params"], "value_head": head}}
+            target = valuenorm.normalize(norm, target)
+            old_value = valuenorm.normalize(norm, traj.value)
+        else:
+            old_value = traj.value
+        if config.normalize_advantages:
+            advantage = normalize_advantages(advantage, mask)
+
+        batch = (traj, advantage, target, old_value)
+
+        def actor_loss(actor_params, mb):
+            tr, adv, _, _ = mb
+            log_prob, entropy = log_prob_and_entropy(policy(actor_params, tr.obs, tr.avail), tr.action)
+            surrogate = clipped_surrogate_objective(log_prob, tr.log_prob, adv, config.clip_eps, tr.alive)
+            entropy = masked_mean(entropy, tr.alive)
+            approx_kl = masked_mean(tr.log_prob - log_prob, tr.alive)
+            return -surrogate - config.ent_coef * entropy, (surrogate, entropy, approx_kl)
+
+        def critic_loss(critic_params, mb):
+            tr, _, tgt, old_v = mb
+            v = critic.apply(critic_params, critic_input(tr.obs, tr.global_state))
+            return clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
+
+        def minibatch_step(carry, mb):
+            actor_params, critic_params, actor_opt, critic_opt = carry
+            (_, (surrogate, entropy, kl)), g_actor = jax.value_and_grad(actor_loss, has_aux=True)(
+                actor_params, mb
+            )
+            value_loss, g_critic = jax.value_and_grad(critic_loss)(critic_params, mb)
+            updates, actor_opt = actor_tx.update(g_actor, actor_opt, actor_params)
+            actor_params = optax.apply_updates(actor_params, updates)
+            updates, critic_opt = critic_tx.update(g_critic, critic_opt, critic_params)
+            critic_params = optax.apply_updates(critic_params, updates)
+            stats = {"policy_objective": surrogate, "entropy": entropy, "approx_kl": kl,
+                     "value_loss": value_loss}
+            return (actor_params, critic_params, actor_opt, critic_opt), stats
+
+        def epoch(carry, key):
+            # Shuffle whole env trajectories into minibatches: [T, B] -> [M, T, B/M].
+            perm = jax.random.permutation(key, config.num_envs)
+            minibatches = jax.tree.map(
+                lambda x: jnp.swapaxes(
+                    x[:, perm].reshape(x.shape[0], config.num_minibatches, -1, *x.shape[2:]), 0, 1
+                ),
+                batch,
+            )
+            return jax.lax.scan(minibatch_step, carry, minibatches)
+
+        carry = (ls.params.actor, critic_params, ls.actor_opt, ls.critic_opt)
+        carry, stats = jax.lax.scan(epoch, carry, jax.random.split(key, config.num_epochs))
+        actor_params, critic_params, actor_opt, critic_opt = carry
+        stats = jax.tree.map(jnp.mean, stats)
+        return ls._replace(
+            params=Params(actor_params, critic_params),
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            value_norm=norm,
+        ), stats
+
+    def update(ls: LearnerState):
+        (env_state, obs, alive, key), traj, info = rollout(ls)
+        key, k_learn = jax.random.split(key)
+        ls = ls._replace(env_state=env_state, obs=obs, alive=alive, key=key)
+        ls, stats = learn(ls, traj, k_learn)
+        ls = ls._replace(update_step=ls.update_step + 1)
+        metrics = {
+            "episode_sums": episode_sums(info, env.teams, env.team_names, env.metrics),
+            "losses": stats,
+        }
+        return ls, metrics
+
+    def act(params: Params, obs, carry, key, deterministic=False, avail=None):
+        """Decentralised execution: each agent acts on its own observation ``obs [N, obs_dim]``
+        (with any leading batch axes). Returns (env actions, carry)."""
+        if avail is None:
+            avail = jnp.ones((*obs.shape[:-1], env.action_dim), bool)
+        action, _ = sample(key, policy(params.actor, obs, avail), deterministic)
+        return env_action(action), carry
+
+    def init_carry(batch_shape=()):
+        return None  # feed-forward actor: no recurrent state
+
+    return Trainer(config, env, init, update, act, init_carry, config.steps_per_update)

@@ -1,0 +1,299 @@
+"""``ctde``: train, evaluate and render multi-agent actor-critic runs.
+
+    ctde train mappo simple_spread --steps 2e6 --seeds 4 --out runs/x [--lr ...] [--env.N 4]
+    ctde train --resume runs/x
+    ctde eval runs/x
+    ctde render runs/x --out x.gif          (or an env name: a random policy)
+    ctde envs | ctde algos | ctde demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+USAGE_ERROR = 2
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _set_host_devices(seeds: int) -> None:
+    """Expose the CPU cores as devices so seeds run side by side (must precede jax import)."""
+    if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get(
+        "XLA_FLAGS", ""
+    ):
+        return
+    cores = os.cpu_count() or 1
+    devices = max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
+    if devices > 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+
+
+def parse_overrides(tokens: list[str]) -> tuple[dict, dict]:
+    """``--name value`` / ``--name=value`` pairs -> (algorithm settings, env params)."""
+    config, env_params = {}, {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise UsageError(f"unexpected argument {token!r}")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens) or tokens[i + 1].startswith("--"):
+                raise UsageError(f"option --{name} needs a value")
+            value = tokens[i + 1]
+            i += 1
+        i += 1
+        if name.startswith("env."):
+            from ctde.run.spec import env_param_value
+
+            env_params[name[4:]] = env_param_value(value)
+        else:
+            config[name.replace("-", "_")] = value
+    return config, env_params
+
+
+def cmd_train(args, extra: list[str]) -> int:
+    from ctde.run.spec import RUN_FIELDS, RunSpec, load_yaml, spec_from_dict
+
+    if args.resume:
+        if args.algo or extra:
+            raise UsageError("--resume takes only the run folder: ctde train --resume RUN")
+        from ctde.run.runner import read_spec
+
+        spec = read_spec(args.resume)
+        _set_host_devices(spec.seeds)
+        return _train(spec, args.resume, resume=True, progress=not args.no_progress)
+
+    if not args.algo or not args.env:
+        raise UsageError("usage: ctde train ALGO ENV [--steps N] [--seeds K] [--out DIR] [--FIELD V]")
+    base: dict = {"algo": args.algo, "env": args.env}
+    if args.config:
+        data = load_yaml(args.config)
+        if not isinstance(data, dict):
+            raise ValueError(f"{args.config} must hold a YAML mapping")
+        base.update({k: v for k, v in data.items() if k not in ("algo", "env")})
+    config, env_params = parse_overrides(extra)
+    for field in RUN_FIELDS:  # run settings given through the generic --field form
+        if field in config:
+            base[field] = config.pop(field)
+    base["config"] = {**(base.get("config") or {}), **config}
+    base["env_params"] = {**(base.get("env_params") or {}), **env_params}
+    for field in ("steps", "seeds", "seed", "log_every", "eval_episodes"):
+        value = getattr(args, field)
+        if value is not None:
+            base[field] = value
+    spec = spec_from_dict(base)
+    _set_host_devices(spec.seeds)
+    out = args.out or os.path.join("runs", f"{spec.algo}_{spec.env}_{time.strftime('%Y%m%d-%H%M%S')}")
+    return _train(RunSpec(**{**spec.to_dict()}), out, resume=False, progress=not args.no_progress)
+
+
+def _train(spec, out: str, resume: bool, progress: bool) -> int:
+    from ctde.run.runner import train
+
+    print(f"{'resuming' if resume else 'training'} {spec.algo} on {spec.env} -> {out}")
+    try:
+        summary = train(spec, out, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; carry on with: ctde train --resume {out}", file=sys.stderr)
+        return 130
+    _print_summary(out, summary)
+    return 0
+
+
+def _print_summary(out: str, summary: dict) -> None:
+    import numpy as np
+
+    rows = summary["last_rows"]
+    if not rows:
+        return
+    ret = np.nanmean([float(r.get("return_mean", np.nan)) for r in rows])
+    ev = np.nanmean([float(r.get("eval_return_mean", np.nan)) for r in rows])
+    sps = summary["env_steps"] * len(rows) / max(summary["wall_s"], 1e-9)
+    print(
+        f"done: {summary['env_steps']:,} env steps x {len(rows)} seeds in {summary['wall_s']:.1f} s "
+        f"(+ compile {summary['compile_s']:.1f} s, {sps:,.0f} env-steps/s); "
+        f"return_mean {ret:.3f}, eval_return_mean {ev:.3f}"
+    )
+    print(f"run folder: {out}  (metrics.csv, config.yaml, checkpoints/, tb/)")
+
+
+def cmd_eval(args, extra) -> int:
+    import numpy as np
+
+    from ctde.run.runner import evaluate_run
+
+    if extra:
+        raise UsageError(f"unexpected arguments {' '.join(extra)}")
+    result = evaluate_run(args.run, episodes=args.episodes, seed=args.seed)
+    names = [k for k in result if k not in ("env_steps", "seeds", "episodes")]
+    print(f"{args.run}: deterministic policy, {args.episodes} episodes per seed, "
+          f"after {result['env_steps']:,} env steps")
+    print("seed  " + "  ".join(f"{n:>14}" for n in names))
+    for i, seed in enumerate(result["seeds"]):
+        print(f"{seed:<4}  " + "  ".join(f"{result[n][i]:>14.4f}" for n in names))
+    print("mean  " + "  ".join(f"{np.nanmean(result[n]):>14.4f}" for n in names))
+    return 0
+
+
+def cmd_render(args, extra) -> int:
+    if extra:
+        raise UsageError(f"unexpected arguments {' '.join(extra)}")
+    from ctde.envs.render import save_animation
+
+    if os.path.isdir(args.target):
+        from ctde.run.runner import rollout_states
+
+        env, states = rollout_states(args.target, args.seed_index, args.episodes, args.seed)
+    else:
+        from ctde.envs import make
+        from ctde.run.random_policy import random_rollout_states
+
+        env = make(args.target)
+        states = random_rollout_states(env, args.episodes, args.seed)
+    frames = [env.unwrapped.render(s) for s in states]
+    path = save_animation(frames, args.out, fps=args.fps)
+    print(f"wrote {len(frames)} frames to {path}")
+    return 0
+
+
+def cmd_envs(args, extra) -> int:
+    from ctde.envs import make, names
+
+    for name in names():
+        env = make(name)
+        teams = ",".join(env.team_names) if env.num_teams > 1 else "cooperative"
+        kind = "discrete" if env.discrete else "continuous"
+        print(f"{name:<26} N={env.num_agents:<3} obs={env.obs_dim:<4} "
+              f"actions={env.action_dim} ({kind})  steps={env.max_steps:<4} {teams}")
+    return 0
+
+
+def cmd_algos(args, extra) -> int:
+    from ctde.algos import ALGORITHMS
+
+    for name, (_, description) in sorted(ALGORITHMS.items()):
+        print(f"{name:<10} {description}")
+    return 0
+
+
+def cmd_demo(args, extra) -> int:
+    """A short MAPPO run on simple_spread: learning-curve summary and a GIF."""
+    import numpy as np
+
+    from ctde.envs.render import save_animation
+    from ctde.run.runner import rollout_states, train
+    from ctde.run.spec import RunSpec
+
+    out = args.out
+    if os.path.exists(os.path.join(out, "config.yaml")):
+        import shutil
+
+        shutil.rmtree(out)  # the demo folder is always fresh
+    spec = RunSpec(algo="mappo", env="simple_spread", steps=args.steps, seeds=2, log_every=args.steps // 10)
+    _set_host_devices(spec.seeds)
+    print(f"demo: MAPPO on simple_spread (3 agents, 3 landmarks), {spec.steps:,} env steps x "
+          f"{spec.seeds} seeds -> {out}")
+    summary = train(spec, out, progress=not args.no_progress)
+    rows = _read_rows(os.path.join(out, "metrics.csv"))
+    print("\nlearning curve (mean over seeds; a uniformly random policy scores about -26)")
+    print(f"{'env steps':>10}  {'return_mean':>12}  {'eval_return_mean':>16}")
+    for steps in sorted({int(r["env_steps"]) for r in rows}):
+        at = [r for r in rows if int(r["env_steps"]) == steps]
+        ret = np.nanmean([float(r["return_mean"] or "nan") for r in at])
+        ev = np.nanmean([float(r["eval_return_mean"] or "nan") for r in at])
+        print(f"{steps:>10,}  {ret:>12.2f}  {ev:>16.2f}")
+    _print_summary(out, summary)
+    env, states = rollout_states(out, 0, episodes=2)
+    gif = save_animation([env.unwrapped.render(s) for s in states], os.path.join(out, "demo.gif"))
+    print(f"GIF of the trained agents: {gif}")
+    return 0
+
+
+def _read_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _number(text: str) -> int:
+    """Integers that may be written as 2e6 or 2_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctde", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train an algorithm on an environment",
+                       description="Any algorithm setting is an option: --FIELD VALUE "
+                       "(see `ctde algos`); environment parameters: --env.NAME VALUE.")
+    p.add_argument("algo", nargs="?")
+    p.add_argument("env", nargs="?")
+    p.add_argument("--steps", type=_number, help="environment steps per seed")
+    p.add_argument("--seeds", type=_number, help="number of seeds trained side by side")
+    p.add_argument("--seed", type=_number, help="first seed")
+    p.add_argument("--out", help="run folder (default runs/ALGO_ENV_TIME)")
+    p.add_argument("--config", help="YAML file of settings (e.g. configs/mappo_simple_spread.yaml)")
+    p.add_argument("--log-every", dest="log_every", type=_number, help="env steps between logs")
+    p.add_argument("--eval-episodes", dest="eval_episodes", type=_number)
+    p.add_argument("--resume", metavar="RUN", help="carry on a killed run from its checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a saved run's deterministic policy")
+    p.add_argument("run")
+    p.add_argument("--episodes", type=_number, default=100)
+    p.add_argument("--seed", type=_number, default=0)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("render", help="render a saved run (or an env with random actions)")
+    p.add_argument("target", metavar="RUN_OR_ENV")
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument("--episodes", type=_number, default=1)
+    p.add_argument("--seed-index", dest="seed_index", type=_number, default=0)
+    p.add_argument("--seed", type=_number, default=0)
+    p.add_argument("--fps", type=_number, default=10)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("envs", help="list environments")
+    p.set_defaults(func=cmd_envs)
+    p = sub.add_parser("algos", help="list algorithms")
+    p.set_defaults(func=cmd_algos)
+
+    p = sub.add_parser("demo", help="a short MAPPO run on simple_spread with a GIF")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=_number, default=400_000)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra)
+    except ValueError as e:  # invalid input: one line, nothing lost
+        print(f"ctde: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

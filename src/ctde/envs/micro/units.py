@@ -1,0 +1,136 @@
+"""The unit table: every unit type is one frozen row of parameters.
+
+Units follow StarCraft II (Legacy of the Void) where the type exists there and StarCraft:
+Brood War for the two COMA units that StarCraft II dropped (wraith, dragoon). All times
+are real seconds at the "Faster" game speed (22.4 game loops per second, what Liquipedia
+lists), distances are map cells. Brood War values were converted with 23.81 frames per
+second (Fastest) and 32 pixels per cell. docs/micro.md gives the source of every value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+#: Attributes that bonus damage and healing rules refer to.
+ATTRIBUTES: tuple[str, ...] = ("light", "armored", "biological", "mechanical", "massive")
+
+#: Game loops per real second at the "Faster" speed; SMAC's step_mul counts these.
+LOOPS_PER_SECOND = 22.4
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitType:
+    """One unit type. ``damage``/``bonus`` are per hit; an attack lands ``hits`` hits."""
+
+    name: str
+    game: str  # "sc2" or "bw": where the numbers come from
+    health: float
+    shield: float
+    armour: float  # subtracted from every hit that reaches health (not shields)
+    damage: float  # per hit; 0 for units without a weapon
+    hits: int  # hits per attack (zealot and colossus strike twice)
+    bonus: float  # extra damage per hit against units with attribute ``bonus_vs``
+    bonus_vs: str | None
+    range: float  # weapon range, edge to edge as in SC2
+    cooldown: float  # seconds between attacks
+    speed: float  # cells per second
+    sight: float
+    radius: float
+    air: bool
+    targets_ground: bool
+    targets_air: bool
+    attributes: tuple[str, ...]
+    collides: bool = True  # ground units push each other apart; air units never do
+    shield_regen: float = 0.0  # shield points per second, once regeneration starts
+    shield_delay: float = 0.0  # seconds without damage before shields regenerate
+    heal_rate: float = 0.0  # health per second given to one target (medivac)
+    heal_range: float = 0.0
+    heal_cost: float = 0.0  # energy per health point healed
+    energy: float = 0.0  # at spawn
+    energy_max: float = 0.0
+    energy_regen: float = 0.0  # per second
+
+    @property
+    def is_healer(self) -> bool:
+        return self.heal_rate > 0
+
+    @property
+    def is_combat(self) -> bool:
+        """Can it deal damage? A side with no combat unit left has lost (as in SMAC)."""
+        return self.damage > 0
+
+
+# Protoss plasma shields in SC2: regenerate 2 points per game second after 10 game seconds
+# without damage; "Faster" runs 1.4 game seconds per real second.
+_SC2_SHIELD = dict(shield_regen=2.0 * 1.4, shield_delay=10.0 / 1.4)
+# Brood War shields regenerate 7/256 points every frame, with no delay.
+_BW_FPS = 23.81
+_BW_SHIELD = dict(shield_regen=7 / 256 * _BW_FPS, shield_delay=0.0)
+_BIO_LIGHT = ("light", "biological")
+
+
+def _bw_speed(pixels_per_frame: float) -> float:
+    return pixels_per_frame * _BW_FPS / 32.0
+
+
+UNITS: dict[str, UnitType] = {
+    u.name: u
+    for u in (
+        UnitType("marine", "sc2", health=45, shield=0, armour=0, damage=6, hits=1, bonus=0,
+                 bonus_vs=None, range=5, cooldown=0.61, speed=3.15, sight=9, radius=0.375,
+                 air=False, targets_ground=True, targets_air=True, attributes=_BIO_LIGHT),
+        UnitType("marauder", "sc2", health=125, shield=0, armour=1, damage=10, hits=1, bonus=10,
+                 bonus_vs="armored", range=6, cooldown=1.07, speed=3.15, sight=10,
+                 radius=0.5625, air=False, targets_ground=True, targets_air=False,
+                 attributes=("armored", "biological")),
+        UnitType("medivac", "sc2", health=150, shield=0, armour=1, damage=0, hits=0, bonus=0,
+                 bonus_vs=None, range=0, cooldown=1.0, speed=3.5, sight=11, radius=0.75,
+                 air=True, targets_ground=False, targets_air=False,
+                 attributes=("armored", "mechanical"), collides=False, heal_rate=12.6,
+                 heal_range=4, heal_cost=1 / 3, energy=50, energy_max=200,
+                 energy_regen=0.7875),
+        UnitType("zealot", "sc2", health=100, shield=50, armour=1, damage=8, hits=2, bonus=0,
+                 bonus_vs=None, range=0.1, cooldown=0.86, speed=3.15, sight=9, radius=0.5,
+                 air=False, targets_ground=True, targets_air=False, attributes=_BIO_LIGHT,
+                 **_SC2_SHIELD),
+        UnitType("stalker", "sc2", health=80, shield=80, armour=1, damage=13, hits=1, bonus=5,
+                 bonus_vs="armored", range=6, cooldown=1.34, speed=4.13, sight=10,
+                 radius=0.625, air=False, targets_ground=True, targets_air=True,
+                 attributes=("armored", "mechanical"), **_SC2_SHIELD),
+        # Small units walk under a colossus, so it takes no part in ground collisions.
+        UnitType("colossus", "sc2", health=200, shield=150, armour=1, damage=10, hits=2,
+                 bonus=5, bonus_vs="light", range=7, cooldown=1.07, speed=3.15, sight=10,
+                 radius=1.0, air=False, targets_ground=True, targets_air=False,
+                 attributes=("armored", "mechanical", "massive"), collides=False,
+                 **_SC2_SHIELD),
+        UnitType("zergling", "sc2", health=35, shield=0, armour=0, damage=5, hits=1, bonus=0,
+                 bonus_vs=None, range=0.1, cooldown=0.497, speed=4.13, sight=8,
+                 radius=0.375, air=False, targets_ground=True, targets_air=False,
+                 attributes=_BIO_LIGHT),
+        UnitType("hydralisk", "sc2", health=90, shield=0, armour=0, damage=12, hits=1,
+                 bonus=0, bonus_vs=None, range=5, cooldown=0.59, speed=3.15, sight=9,
+                 radius=0.625, air=False, targets_ground=True, targets_air=True,
+                 attributes=_BIO_LIGHT),
+        # Brood War explosive damage: 20 against large (here: armored) units, 10 against small.
+        UnitType("dragoon", "bw", health=100, shield=80, armour=1, damage=10, hits=1, bonus=10,
+                 bonus_vs="armored", range=4, cooldown=30 / _BW_FPS, speed=_bw_speed(5.25),
+                 sight=8, radius=0.5, air=False, targets_ground=True, targets_air=True,
+                 attributes=("armored", "mechanical"), **_BW_SHIELD),
+        # One weapon: the wraith's anti-air Gemini missiles (20 explosive); its weaker
+        # anti-ground burst lasers are not modelled.
+        UnitType("wraith", "bw", health=120, shield=0, armour=0, damage=10, hits=1, bonus=10,
+                 bonus_vs="armored", range=5, cooldown=22 / _BW_FPS, speed=_bw_speed(6.67),
+                 sight=7, radius=0.55, air=True, targets_ground=True, targets_air=True,
+                 attributes=("armored", "mechanical"), collides=False),
+    )
+}
+
+
+def unit_type(name: str) -> UnitType:
+    """The unit type called ``name``; ValueError naming the valid types otherwise."""
+    if name not in UNITS:
+        close = difflib.get_close_matches(str(name), UNITS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown unit type {name!r}.{hint} Valid types: {', '.join(UNITS)}")
+    return UNITS[name]

@@ -1,0 +1,1 @@
+"""Runs: the outer training loop, evaluation, logging, checkpoints and resume."""

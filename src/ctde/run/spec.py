@@ -1,0 +1,165 @@
+"""What a run is: ``RunSpec`` (algorithm, env, settings, budget) and how it is built
+from the command line, a YAML file or a run folder's ``config.yaml``.
+
+Every value is checked here, before anything is trained or written: unknown names,
+unknown fields, wrong types and invalid values each raise a ``ValueError`` with a
+one-line message naming the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+import yaml
+
+from ctde import algos, envs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to repeat a run (written to ``config.yaml``)."""
+
+    algo: str
+    env: str
+    env_params: dict = dataclasses.field(default_factory=dict)
+    config: dict = dataclasses.field(default_factory=dict)  # algorithm Config fields
+    steps: int = 1_000_000  # environment steps per seed
+    seeds: int = 1  # independent seeds, trained side by side
+    seed: int = 0  # first seed; seed i uses PRNGKey(seed + i)
+    log_every: int = 0  # env steps between logging points (0: about 50 points)
+    eval_episodes: int = 32  # deterministic evaluation episodes per seed and point
+
+    def __post_init__(self):
+        for name in ("steps", "seeds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("log_every", "eval_episodes", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunSpec)} - {"algo", "env", "env_params", "config"}
+
+
+def convert(value: Any, annotation, name: str):
+    """Convert ``value`` (a string from the command line, or a YAML scalar) to the
+    field's type; ValueError with the field's name when it does not fit."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or value == "None":
+            return None
+        return convert(value, options[0], name)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if annotation is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if int(number) != number:
+                raise ValueError
+            return int(number)
+        if annotation is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if annotation is str:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+        if origin is tuple:
+            (item_type, *_) = typing.get_args(annotation)
+            if isinstance(value, str):
+                text = value.strip().strip("[]()")
+                items = [v for v in text.split(",") if v.strip()]
+            else:
+                items = list(value)
+            return tuple(convert(v, item_type, name) for v in items)
+    except (TypeError, ValueError):
+        kind = getattr(annotation, "__name__", str(annotation))
+        raise ValueError(f"{name} expects {kind}, got {value!r}") from None
+    return value
+
+
+def config_fields(config_cls) -> dict:
+    """Field name -> type annotation of an algorithm's Config."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def build_config(algo: str, overrides: dict):
+    """The algorithm's Config with ``overrides`` (strings or YAML values) applied."""
+    module = algos.get(algo)
+    fields = config_fields(module.Config)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{algo} has no setting {', '.join(map(repr, unknown))}. "
+            f"Valid settings: {', '.join(fields)}"
+        )
+    values = {k: convert(v, fields[k], k) for k, v in overrides.items()}
+    return module.Config(**values)
+
+
+def env_param_value(text):
+    """Environment parameters from the command line: YAML scalars (ints, floats, bools)."""
+    return yaml.safe_load(text) if isinstance(text, str) else text
+
+
+def validate(spec: RunSpec):
+    """Build the env and the algorithm Config once, so any error surfaces before training.
+    Returns (env, config)."""
+    module = algos.get(spec.algo)
+    env = envs.make(spec.env, **spec.env_params)
+    config = build_config(spec.algo, spec.config)
+    capabilities = getattr(module, "CAPABILITIES", {})
+    kind = "discrete_actions" if env.discrete else "continuous_actions"
+    if not capabilities.get(kind, True):
+        raise ValueError(f"{spec.algo} does not support {kind.replace('_', ' ')} ({spec.env})")
+    return env, config
+
+
+def spec_from_dict(data: dict) -> RunSpec:
+    """A RunSpec from a YAML mapping (a config file or a run's ``config.yaml``)."""
+    if not isinstance(data, dict):
+        raise ValueError("a run configuration must be a YAML mapping")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(RunSpec)} - {"versions"})
+    if unknown:
+        raise ValueError(f"unknown run field {', '.join(map(repr, unknown))}")
+    for required in ("algo", "env"):
+        if required not in data:
+            raise ValueError(f"run configuration is missing {required!r}")
+    hints = typing.get_type_hints(RunSpec)
+    values = {k: convert(data[k], hints[k], k) for k in RUN_FIELDS if k in data}
+    return RunSpec(
+        algo=str(data["algo"]),
+        env=str(data["env"]),
+        env_params=dict(data.get("env_params") or {}),
+        config=dict(data.get("config") or {}),
+        **values,
+    )
+
+
+def load_yaml(path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return data if data is not None else {}
