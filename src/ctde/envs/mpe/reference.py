@@ -32,14 +32,14 @@ REFERENCE_MODULES = {
 def make_reference(name: str, seed: int | None = None, **params):
     """The reference ``parallel_env`` of scenario ``name`` with our parameters, reset.
 
-    ``curriculum_stage`` (a constant here, a mutable setting there) is applied through
-    the reference's ``set_curriculum_stage`` before the reset.
+    ``curriculum_stage`` is ours only: in ``mpe2`` 1.1 the stage is stuck at 0 (its
+    ``BaseScenario.curriculum_stage`` property has a setter that discards the value, so
+    ``set_curriculum_stage`` does nothing); only stage 0 has a reference to compare with.
     """
     module = importlib.import_module(f"mpe2.{REFERENCE_MODULES[name]}")
-    stage = params.pop("curriculum_stage", None)
+    if params.pop("curriculum_stage", 0):
+        raise ValueError("the reference cannot leave curriculum stage 0")
     env = module.parallel_env(**params)
-    if stage is not None:
-        env.unwrapped.set_curriculum_stage(stage)
     env.reset(seed=seed)
     return env
 
