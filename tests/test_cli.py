@@ -1,0 +1,130 @@
+"""The runner through the CLI, as a user drives it: runs, determinism, resume, bad input."""
+
+import csv
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from ctde.cli import main
+from ctde.run import runner
+from ctde.run.spec import RunSpec
+
+TINY = ["--num-envs", "8", "--rollout-steps", "10", "--eval-episodes", "4", "--no-progress"]
+
+
+def rows(path):
+    with open(os.path.join(path, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_timing(table):
+    return [{k: v for k, v in r.items() if k not in runner.TIMING_COLUMNS} for r in table]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "a")
+    code = main(["train", "mappo", "identity", "--steps", "2000", "--seeds", "2",
+                 "--log-every", "400", "--out", out, *TINY])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_complete_run_folder(run_dir):
+    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.yaml", "metrics.csv", "tb"]
+    table = rows(run_dir)
+    assert [int(r["seed"]) for r in table[:2]] == [0, 1]
+    assert len(table) == 2 * 5  # 2 seeds x 5 logging points of 400 steps
+    for column in ("env_steps", "wall_s", "return_mean", "eval_return_mean", "accuracy",
+                   "value_loss", "entropy"):
+        assert column in table[0], column
+    assert int(table[-1]["env_steps"]) == 2000
+    assert os.listdir(os.path.join(run_dir, "tb"))
+
+
+def test_same_seed_twice_gives_identical_metrics(run_dir, tmp_path):
+    again = str(tmp_path / "b")
+    assert main(["train", "--config", os.path.join(run_dir, "config.yaml"), "mappo", "identity",
+                 "--out", again, "--no-progress"]) == 0
+    assert without_timing(rows(again)) == without_timing(rows(run_dir))
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+    spec = RunSpec(algo="mappo", env="identity", steps=2400, seeds=2, log_every=400,
+                   eval_episodes=2, config={"num_envs": 8, "rollout_steps": 10})
+    whole = runner.train(spec, str(tmp_path / "whole"), progress=False)
+    part = str(tmp_path / "part")
+    first = runner.train(spec, part, progress=False, stop_after_segments=2)
+    assert not first["finished"]
+    assert main(["train", "--resume", part, "--no-progress"]) == 0
+    _, _, _, resumed, counters = runner.load_learner(part)
+    assert counters["env_steps"] == whole["env_steps"]
+    for x, y in zip(jax.tree.leaves(whole["state"]), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert without_timing(rows(part)) == without_timing(rows(str(tmp_path / "whole")))
+
+
+def test_eval_prints_per_seed_results(run_dir, capsys):
+    assert main(["eval", run_dir, "--episodes", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "return_mean" in out and "mean" in out.splitlines()[-1]
+
+
+def test_envs_and_algos_list_names(capsys):
+    assert main(["envs"]) == 0 and "identity" in capsys.readouterr().out
+    assert main(["algos"]) == 0 and "mappo" in capsys.readouterr().out
+
+
+def error_of(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err  # one line naming the problem
+    return err
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["train", "mappo", "no_such_env"], "unknown env 'no_such_env'"),
+        (["train", "mapo", "identity"], "unknown algorithm 'mapo'. Did you mean 'mappo'?"),
+        (["train", "mappo", "identity", "--learning-rate", "1"], "mappo has no setting 'learning_rate'"),
+        (["train", "mappo", "identity", "--num-envs", "abc"], "num_envs expects int, got 'abc'"),
+        (["train", "mappo", "identity", "--num-envs", "2.5"], "num_envs expects int"),
+        (["train", "mappo", "identity", "--steps", "-5"], "steps must be positive"),
+        (["train", "mappo", "identity", "--env.colour", "red"], "has no parameter 'colour'"),
+        (["train", "mappo", "identity", "--gamma", "2"], "gamma must be in [0, 1]"),
+        (["train", "mappo", "identity", "--env.num_agents", "0"], "needs num_agents >= 1"),
+        (["eval", "no/such/run"], "is not a run folder"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, expected, capsys, tmp_path):
+    out = str(tmp_path / "never")
+    err = error_of([*args, "--out", out] if args[0] == "train" else args, capsys)
+    assert expected in err
+    assert not os.path.exists(out)  # failed before anything was written
+
+
+def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path, capsys):
+    import shutil
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run_dir, copy)
+    path = os.path.join(copy, "checkpoints", "latest.msgpack")
+    with open(path, "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00garbage\xff" * 8)
+    before = {name: open(os.path.join(copy, name), "rb").read() for name in ("metrics.csv", "config.yaml")}
+    err = error_of(["train", "--resume", copy], capsys)
+    assert "is corrupted" in err
+    err = error_of(["eval", copy], capsys)
+    assert "is corrupted" in err
+    for name, data in before.items():
+        assert open(os.path.join(copy, name), "rb").read() == data
+
+
+def test_refuses_to_overwrite_an_existing_run(run_dir, capsys):
+    err = error_of(["train", "mappo", "identity", "--out", run_dir, "--no-progress"], capsys)
+    assert "already holds a run" in err
