@@ -1,0 +1,90 @@
+"""MAPPO training throughput on simple_spread (env-steps/s including learning).
+
+Each configuration runs in its own process (the host device count must be set before
+JAX starts). Compile time is reported separately from the steady-state rate.
+
+    .venv/bin/python benchmarks/mappo_throughput.py [--steps 2000000] [--seeds 1 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import jax
+
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"jax {jax.__version__} ({jax.default_backend()})")
+
+
+def child(steps: int, seeds: int, devices: int, env: str) -> None:
+    if devices > 1:
+        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    import tempfile
+
+    from ctde.run.runner import train
+    from ctde.run.spec import RunSpec
+
+    spec = RunSpec(algo="mappo", env=env, steps=steps, seeds=seeds, log_every=steps // 10,
+                   eval_episodes=0)
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        summary = train(spec, out, progress=False)
+        total = time.perf_counter() - t0
+    rows = summary["last_rows"]
+    print(json.dumps({
+        "seeds": seeds,
+        "devices": devices,
+        "env_steps_per_seed": summary["env_steps"],
+        "compile_s": summary["compile_s"],
+        "train_s": summary["wall_s"],
+        "total_s": total,
+        "env_steps_per_s": summary["env_steps"] * seeds / summary["wall_s"],
+        "final_return_mean": sum(float(r["return_mean"]) for r in rows) / len(rows),
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=float, default=2e6)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--env", default="simple_spread")
+    parser.add_argument("--child", nargs=3, type=int, metavar=("STEPS", "SEEDS", "DEVICES"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child, env=args.env)
+        return
+
+    print(f"machine: {machine()}")
+    print(f"MAPPO default config on {args.env}, {int(args.steps):,} env steps per seed\n")
+    print("| seeds | host devices | compile s | train s | env-steps/s (all seeds) | final return_mean |")
+    print("|---|---|---|---|---|---|")
+    cores = os.cpu_count() or 1
+    for seeds in args.seeds:
+        layouts = {1, max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)}
+        for devices in sorted(layouts):
+            out = subprocess.run(
+                [sys.executable, __file__, "--env", args.env, "--child", str(int(args.steps)),
+                 str(seeds), str(devices)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"| {seeds} | {devices} | {r['compile_s']:.1f} | {r['train_s']:.1f} | "
+                  f"{r['env_steps_per_s']:,.0f} | {r['final_return_mean']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
