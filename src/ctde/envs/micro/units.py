@@ -42,6 +42,8 @@ class UnitType:
     targets_air: bool
     attributes: tuple[str, ...]
     collides: bool = True  # ground units push each other apart; air units never do
+    # Each attack's cooldown is lengthened by a uniform random delay in this interval (s).
+    cooldown_delay: tuple[float, float] = (0.0, 0.0)
     shield_regen: float = 0.0  # shield points per second, once regeneration starts
     shield_delay: float = 0.0  # seconds without damage before shields regenerate
     heal_rate: float = 0.0  # health per second given to one target (medivac)
@@ -61,11 +63,14 @@ class UnitType:
         return self.damage > 0
 
 
-# Protoss plasma shields in SC2: regenerate 2 points per game second after 10 game seconds
-# without damage; "Faster" runs 1.4 game seconds per real second.
-_SC2_SHIELD = dict(shield_regen=2.0 * 1.4, shield_delay=10.0 / 1.4)
-# Brood War shields regenerate 7/256 points every frame, with no delay.
+# "Faster" runs 1.4 game seconds per real second. SC2 adds a random delay of -0.0625 to
+# +0.125 game seconds to every attack; Brood War -1 to +2 frames.
+_SC2_DELAY = (-0.0625 / 1.4, 0.125 / 1.4)
 _BW_FPS = 23.81
+_BW_DELAY = (-1 / _BW_FPS, 2 / _BW_FPS)
+# Protoss plasma shields in SC2: regenerate 2 points per game second after 10 game seconds
+# without damage. Brood War shields regenerate 7/256 points every frame, with no delay.
+_SC2_SHIELD = dict(shield_regen=2.0 * 1.4, shield_delay=10.0 / 1.4)
 _BW_SHIELD = dict(shield_regen=7 / 256 * _BW_FPS, shield_delay=0.0)
 _BIO_LIGHT = ("light", "biological")
 
@@ -77,49 +82,59 @@ def _bw_speed(pixels_per_frame: float) -> float:
 UNITS: dict[str, UnitType] = {
     u.name: u
     for u in (
-        UnitType("marine", "sc2", health=45, shield=0, armour=0, damage=6, hits=1, bonus=0,
-                 bonus_vs=None, range=5, cooldown=0.61, speed=3.15, sight=9, radius=0.375,
+        UnitType("marine", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=45, shield=0, armour=0, damage=6, hits=1, bonus=0, bonus_vs=None,
+                 range=5, cooldown=0.61, speed=3.15, sight=9, radius=0.375,
                  air=False, targets_ground=True, targets_air=True, attributes=_BIO_LIGHT),
-        UnitType("marauder", "sc2", health=125, shield=0, armour=1, damage=10, hits=1, bonus=10,
+        UnitType("marauder", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=125, shield=0, armour=1, damage=10, hits=1, bonus=10,
                  bonus_vs="armored", range=6, cooldown=1.07, speed=3.15, sight=10,
                  radius=0.5625, air=False, targets_ground=True, targets_air=False,
                  attributes=("armored", "biological")),
-        UnitType("medivac", "sc2", health=150, shield=0, armour=1, damage=0, hits=0, bonus=0,
+        UnitType("medivac", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=150, shield=0, armour=1, damage=0, hits=0, bonus=0,
                  bonus_vs=None, range=0, cooldown=1.0, speed=3.5, sight=11, radius=0.75,
                  air=True, targets_ground=False, targets_air=False,
                  attributes=("armored", "mechanical"), collides=False, heal_rate=12.6,
                  heal_range=4, heal_cost=1 / 3, energy=50, energy_max=200,
                  energy_regen=0.7875),
-        UnitType("zealot", "sc2", health=100, shield=50, armour=1, damage=8, hits=2, bonus=0,
+        UnitType("zealot", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=100, shield=50, armour=1, damage=8, hits=2, bonus=0,
                  bonus_vs=None, range=0.1, cooldown=0.86, speed=3.15, sight=9, radius=0.5,
                  air=False, targets_ground=True, targets_air=False, attributes=_BIO_LIGHT,
                  **_SC2_SHIELD),
-        UnitType("stalker", "sc2", health=80, shield=80, armour=1, damage=13, hits=1, bonus=5,
+        UnitType("stalker", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=80, shield=80, armour=1, damage=13, hits=1, bonus=5,
                  bonus_vs="armored", range=6, cooldown=1.34, speed=4.13, sight=10,
                  radius=0.625, air=False, targets_ground=True, targets_air=True,
                  attributes=("armored", "mechanical"), **_SC2_SHIELD),
         # Small units walk under a colossus, so it takes no part in ground collisions.
-        UnitType("colossus", "sc2", health=200, shield=150, armour=1, damage=10, hits=2,
+        UnitType("colossus", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=200, shield=150, armour=1, damage=10, hits=2,
                  bonus=5, bonus_vs="light", range=7, cooldown=1.07, speed=3.15, sight=10,
                  radius=1.0, air=False, targets_ground=True, targets_air=False,
                  attributes=("armored", "mechanical", "massive"), collides=False,
                  **_SC2_SHIELD),
-        UnitType("zergling", "sc2", health=35, shield=0, armour=0, damage=5, hits=1, bonus=0,
+        UnitType("zergling", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=35, shield=0, armour=0, damage=5, hits=1, bonus=0,
                  bonus_vs=None, range=0.1, cooldown=0.497, speed=4.13, sight=8,
                  radius=0.375, air=False, targets_ground=True, targets_air=False,
                  attributes=_BIO_LIGHT),
-        UnitType("hydralisk", "sc2", health=90, shield=0, armour=0, damage=12, hits=1,
+        UnitType("hydralisk", "sc2", cooldown_delay=_SC2_DELAY,
+                 health=90, shield=0, armour=0, damage=12, hits=1,
                  bonus=0, bonus_vs=None, range=5, cooldown=0.59, speed=3.15, sight=9,
                  radius=0.625, air=False, targets_ground=True, targets_air=True,
                  attributes=_BIO_LIGHT),
         # Brood War explosive damage: 20 against large (here: armored) units, 10 against small.
-        UnitType("dragoon", "bw", health=100, shield=80, armour=1, damage=10, hits=1, bonus=10,
+        UnitType("dragoon", "bw", cooldown_delay=_BW_DELAY,
+                 health=100, shield=80, armour=1, damage=10, hits=1, bonus=10,
                  bonus_vs="armored", range=4, cooldown=30 / _BW_FPS, speed=_bw_speed(5.25),
                  sight=8, radius=0.5, air=False, targets_ground=True, targets_air=True,
                  attributes=("armored", "mechanical"), **_BW_SHIELD),
         # One weapon: the wraith's anti-air Gemini missiles (20 explosive); its weaker
         # anti-ground burst lasers are not modelled.
-        UnitType("wraith", "bw", health=120, shield=0, armour=0, damage=10, hits=1, bonus=10,
+        UnitType("wraith", "bw", cooldown_delay=_BW_DELAY,
+                 health=120, shield=0, armour=0, damage=10, hits=1, bonus=10,
                  bonus_vs="armored", range=5, cooldown=22 / _BW_FPS, speed=_bw_speed(6.67),
                  sight=7, radius=0.55, air=True, targets_ground=True, targets_air=True,
                  attributes=("armored", "mechanical"), collides=False),

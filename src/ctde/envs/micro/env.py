@@ -1,0 +1,705 @@
+"""``MicroEnv``: StarCraft-style micromanagement in pure JAX, with SMAC's interface.
+
+Units are rows of arrays (allies first, then enemies: ``U = N + M``); every rule below
+is written over those axes, so one env step is a fixed amount of array work that jit and
+vmap handle without Python loops.
+
+One env step issues one order per unit (the allies' actions, the scripted enemy's
+actions) and then simulates ``substeps`` equal sub-steps covering ``step_mul`` game loops
+(SMAC: 8 loops at 22.4 loops per second). In each sub-step, simultaneously for all units:
+
+1. weapon cooldowns tick down;
+2. each unit picks its target: the ordered one, or (idle after ``stop`` or after its target
+   died) the nearest enemy in weapon range - a medivac the nearest damaged biological ally
+   in heal range;
+3. units whose target is in range and whose weapon is ready fire; medivacs heal;
+4. damage lands: shields absorb first (no armour), the rest loses armour per hit (at least
+   0.5 per hit, as in SC2) and comes off health; healing adds health for energy;
+5. units ordered to move, or chasing a target out of range, move at their speed;
+   overlapping ground units push each other apart (air units and colossi never collide);
+6. shields regenerate after their delay; medivac energy regenerates.
+
+Observations, state, actions, available actions and rewards follow SMAC
+(``smac/env/starcraft2/starcraft2.py``); docs/micro.md lists every feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from ctde.envs.core import Discrete, MultiAgentEnv
+from ctde.envs.micro.scenarios import Scenario, get_scenario
+from ctde.envs.micro.units import ATTRIBUTES, LOOPS_PER_SECOND, UNITS, unit_type
+
+# Action layout (SMAC): 0 no-op (dead only), 1 stop, 2-5 move N/S/E/W, 6+k attack enemy k
+# (a medivac: heal ally k).
+NOOP, STOP, MOVE_NORTH = 0, 1, 2
+N_FIXED_ACTIONS = 6
+MOVE_DIRECTIONS = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], np.float32)
+# Order kinds a unit follows during the sub-steps of one env step.
+_ORDER_NONE, _ORDER_STOP, _ORDER_MOVE, _ORDER_TARGET = 0, 1, 2, 3
+
+Variant = Literal["EP", "CL", "AS", "FP"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MicroConfig:
+    """Options of a micro environment (SMAC's names and defaults where SMAC has them).
+
+    Attributes:
+        full_observability: agents see every living unit, not only those in sight range
+            (COMA's second setting); features keep their sight-range scaling.
+        reward_sparse: +1 on a win, -1 on a loss, 0 otherwise.
+        reward_only_positive: SMAC's default: reward = |damage dealt + kill bonuses|; if
+            False, damage and deaths suffered are subtracted (times reward_negative_scale).
+        reward_death_value, reward_win, reward_defeat, reward_negative_scale: as SMAC.
+        reward_scale: divide the shaped reward by ``max_reward / reward_scale_rate`` so the
+            best possible return (all enemy health and shields, kills, win) is
+            ``reward_scale_rate`` (20).
+        obs_last_action: add each visible ally's last action to observations.
+        state_last_action: add all agents' last actions to the global state.
+        state_timestep: add the fraction of the episode elapsed to the global state.
+        enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy in range,
+            like SC2's attack-move) or "focus" (attack the lowest health+shield in range).
+        enemy_noise: per unit and step, probability of a uniformly random available action
+            instead of the scripted one (aim noise).
+        enemy_reaction: per unit and step, probability of repeating the previous action
+            (if still available) instead of re-deciding (reaction delay).
+        random_delay: add the game's small random delay to each attack's cooldown (SC2:
+            -0.0625 to +0.125 game seconds); without it mirror fights run in lock-step.
+        step_mul: game loops per env step (22.4 loops per second).
+        substeps: simulation sub-steps per env step.
+        move_amount: a move order targets a point this far away (cells).
+        sight_range: observation radius (SMAC: 9 for every unit).
+        shoot_range: attack/heal orders are available for targets this close (SMAC: 6);
+            a unit ordered to attack walks until the target is in its weapon range.
+        episode_limit: overrides the scenario's limit (steps) when set.
+    """
+
+    full_observability: bool = False
+    reward_sparse: bool = False
+    reward_only_positive: bool = True
+    reward_death_value: float = 10.0
+    reward_win: float = 200.0
+    reward_defeat: float = 0.0
+    reward_negative_scale: float = 0.5
+    reward_scale: bool = True
+    reward_scale_rate: float = 20.0
+    obs_last_action: bool = False
+    state_last_action: bool = True
+    state_timestep: bool = False
+    enemy_policy: str = "nearest"
+    enemy_noise: float = 0.0
+    enemy_reaction: float = 0.0
+    random_delay: bool = True
+    step_mul: int = 8
+    substeps: int = 8
+    move_amount: float = 2.0
+    sight_range: float = 9.0
+    shoot_range: float = 6.0
+    episode_limit: int | None = None
+
+    def __post_init__(self):
+        if self.enemy_policy not in ("nearest", "focus"):
+            raise ValueError(
+                f"enemy_policy must be 'nearest' or 'focus', got {self.enemy_policy!r}"
+            )
+        for name in ("enemy_noise", "enemy_reaction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        for name in ("step_mul", "substeps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.episode_limit is not None and (
+            not isinstance(self.episode_limit, int) or self.episode_limit < 1
+        ):
+            raise ValueError(
+                f"episode_limit must be a positive integer, got {self.episode_limit!r}"
+            )
+        for name in ("move_amount", "sight_range", "shoot_range", "reward_scale_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+
+@struct.dataclass
+class MicroState:
+    """Everything that changes. Unit axes: allies ``[0, N)``, enemies ``[N, U)``."""
+
+    pos: jax.Array  # [U, 2] cells
+    health: jax.Array  # [U]
+    shield: jax.Array  # [U]
+    energy: jax.Array  # [U] (medivac)
+    cooldown: jax.Array  # [U] seconds until the weapon is ready
+    shield_wait: jax.Array  # [U] seconds until shields regenerate
+    alive: jax.Array  # [U] bool
+    last_actions: jax.Array  # [U] int32, -1 before the first step
+    fired: jax.Array  # [U] int32: unit last fired at / healed during the last step, or -1
+    avail: jax.Array  # [U, A_max] bool, available actions in this state (both sides)
+    t: jax.Array  # [] int32 env steps so far
+
+
+@struct.dataclass
+class UnitParams:
+    """Per-unit constants of a scenario: ``[U]`` or ``[U, U]`` (attacker x target)."""
+
+    team: np.ndarray
+    health_max: np.ndarray
+    shield_max: np.ndarray
+    radius: np.ndarray
+    speed: np.ndarray
+    reach: np.ndarray  # weapon range, or heal range for a medivac
+    cooldown: np.ndarray
+    delay_low: np.ndarray  # random delay added to each cooldown: [low, high) seconds
+    delay_high: np.ndarray
+    air: np.ndarray
+    collides: np.ndarray
+    is_combat: np.ndarray
+    is_healer: np.ndarray
+    heal_rate: np.ndarray
+    heal_cost: np.ndarray
+    energy0: np.ndarray
+    energy_max: np.ndarray
+    energy_regen: np.ndarray
+    shield_regen: np.ndarray
+    shield_delay: np.ndarray
+    can_attack: np.ndarray  # [U, U]
+    can_heal: np.ndarray  # [U, U]
+    raw_damage: np.ndarray  # [U, U] damage per attack before shields/armour
+    armoured_damage: np.ndarray  # [U, U] damage per attack to health after armour
+    target_index: np.ndarray  # [U, K] unit index of action 6+k
+    target_ok: np.ndarray  # [U, K] whether action 6+k can ever be used
+    type_onehot: np.ndarray  # [U, type_bits]
+
+
+def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitParams:
+    rows = [unit_type(t) for t in types]
+    u = len(rows)
+    team = np.array([0] * n_allies + [1] * (u - n_allies), np.int32)
+    col = lambda name, dtype=np.float32: np.array([getattr(r, name) for r in rows], dtype)  # noqa: E731
+    attrs = np.array([[a in r.attributes for a in ATTRIBUTES] for r in rows], bool)
+    air = col("air", bool)
+    is_healer = np.array([r.is_healer for r in rows])
+    is_combat = np.array([r.is_combat for r in rows])
+
+    opponents = team[:, None] != team[None, :]
+    reachable = np.where(air[None, :], col("targets_air", bool)[:, None],
+                         col("targets_ground", bool)[:, None])
+    can_attack = opponents & reachable & is_combat[:, None]
+    bio = attrs[:, ATTRIBUTES.index("biological")]
+    can_heal = ~opponents & is_healer[:, None] & bio[None, :] & ~np.eye(u, dtype=bool)
+
+    bonus_hit = np.array([
+        [r.bonus if r.bonus_vs and attrs[t, ATTRIBUTES.index(r.bonus_vs)] else 0.0
+         for t in range(u)] for r in rows
+    ], np.float32)
+    per_hit = col("damage")[:, None] + bonus_hit
+    hits = col("hits")[:, None]
+    raw = np.where(can_attack, hits * per_hit, 0.0).astype(np.float32)
+    after_armour = np.maximum(per_hit - col("armour")[None, :], 0.5)
+    armoured = np.where(can_attack, hits * after_armour, 0.0).astype(np.float32)
+
+    # Action 6+k of a unit names unit k of the other side (own side for a medivac).
+    n_side = np.array([n_allies, u - n_allies])
+    offset = np.array([0, n_allies])
+    side = np.where(is_healer, team, 1 - team)
+    k = np.arange(action_targets)[None, :]
+    target_index = offset[side][:, None] + np.minimum(k, n_side[side][:, None] - 1)
+    usable = np.where(is_healer[:, None], can_heal, can_attack)
+    target_ok = (k < n_side[side][:, None]) & np.take_along_axis(usable, target_index, 1)
+
+    names = [n for n in UNITS if n in set(types)]  # canonical order of the unit table
+    type_bits = len(names) if len(names) > 1 else 0
+    type_onehot = np.zeros((u, type_bits), np.float32)
+    if type_bits:
+        type_onehot[np.arange(u), [names.index(t) for t in types]] = 1.0
+
+    return UnitParams(
+        team=team, health_max=col("health"), shield_max=col("shield"), radius=col("radius"),
+        speed=col("speed"),
+        reach=np.where(is_healer, col("heal_range"), col("range")).astype(np.float32),
+        cooldown=col("cooldown"),
+        delay_low=np.array([r.cooldown_delay[0] for r in rows], np.float32),
+        delay_high=np.array([r.cooldown_delay[1] for r in rows], np.float32),
+        air=air, collides=col("collides", bool) & ~air,
+        is_combat=is_combat, is_healer=is_healer, heal_rate=col("heal_rate"),
+        heal_cost=col("heal_cost"), energy0=col("energy"), energy_max=col("energy_max"),
+        energy_regen=col("energy_regen"), shield_regen=col("shield_regen"),
+        shield_delay=col("shield_delay"), can_attack=can_attack, can_heal=can_heal,
+        raw_damage=raw, armoured_damage=armoured, target_index=target_index.astype(np.int32),
+        target_ok=target_ok, type_onehot=type_onehot,
+    )
+
+
+def _formation(types: list[str], center, facing: float, jitter_room: float) -> np.ndarray:
+    """Start positions of one team: columns of up to 5 units, shortest range in front."""
+    rows = [unit_type(t) for t in types]
+    n = len(rows)
+    spacing = 2 * max(r.radius for r in rows) + 0.4 + jitter_room
+    n_cols = -(-n // 5)
+    per_col = -(-n // n_cols)
+    order = sorted(range(n), key=lambda i: rows[i].range)  # melee in front
+    pos = np.zeros((n, 2), np.float32)
+    for slot, i in enumerate(order):
+        c, r = divmod(slot, per_col)
+        in_col = min(per_col, n - c * per_col)
+        pos[i, 0] = center[0] + facing * ((n_cols - 1) / 2 - c) * spacing
+        pos[i, 1] = center[1] + (r - (in_col - 1) / 2) * spacing
+    return pos
+
+
+def pairwise(pos: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``diff[i, j] = pos[i] - pos[j]`` ``[U, U, 2]`` and distances ``[U, U]``."""
+    diff = pos[:, None, :] - pos[None, :, :]
+    return diff, jnp.sqrt(jnp.sum(diff * diff, -1) + 1e-12)
+
+
+class MicroEnv(MultiAgentEnv):
+    """A SMAC-like micromanagement battle; the allies are the agents.
+
+    Also provides ``agent_state(state, variant)`` (MAPPO's EP/CL/AS/FP critic inputs),
+    ``render(state)`` and the scripted policies in ``ctde.envs.micro.heuristic``.
+    """
+
+    team_names = ("allies",)
+    metrics = {"won": "last", "dead_allies": "last", "dead_enemies": "last"}
+
+    def __init__(self, scenario: str | Scenario = "3m", config: MicroConfig | None = None):
+        self.scenario = get_scenario(scenario)
+        self.config = cfg = config if config is not None else MicroConfig()
+        sc = self.scenario
+        self.name = sc.name
+        self.ally_types = list(sc.ally_types)
+        self.enemy_types = list(sc.enemy_types)
+        self.unit_types = self.ally_types + self.enemy_types
+        n, m = len(self.ally_types), len(self.enemy_types)
+        self.num_agents, self.num_enemies, self.num_units = n, m, n + m
+        healer = [unit_type(t).is_healer for t in self.unit_types]
+        # SMAC: A = 6 + n_enemies; a medivac's heal targets are allies, so take the max.
+        self.n_actions = N_FIXED_ACTIONS + max(m, n if any(healer[:n]) else 0)
+        enemy_actions = N_FIXED_ACTIONS + max(n, m if any(healer[n:]) else 0)
+        self._a_max = max(self.n_actions, enemy_actions)
+        # numpy for host-side use (layout, rendering), jnp for traced indexing.
+        self.unit_table = _unit_params(self.unit_types, n, self._a_max - N_FIXED_ACTIONS)
+        self.params = jax.tree.map(jnp.asarray, self.unit_table)
+
+        self.max_steps = cfg.episode_limit or sc.episode_limit
+        self.map_size = np.asarray(sc.map_size, np.float32)
+        ally_c, enemy_c = sc.centers
+        room = min(sc.jitter, 1.0)
+        self._start_pos = np.concatenate([
+            _formation(self.ally_types, ally_c, +1.0, room),
+            _formation(self.enemy_types, enemy_c, -1.0, room),
+        ])
+        self._dt = cfg.step_mul / LOOPS_PER_SECOND / cfg.substeps
+        p = self.unit_table
+        self.max_reward = float(
+            m * cfg.reward_death_value + cfg.reward_win
+            + np.sum(p.health_max[n:] + p.shield_max[n:])
+        )
+
+        # Feature widths (SMAC layout).
+        self.type_bits = p.type_onehot.shape[1]
+        self.shield_bits_ally = int(np.any(p.shield_max[:n] > 0))
+        self.shield_bits_enemy = int(np.any(p.shield_max[n:] > 0))
+        self._others = np.array([[j for j in range(n) if j != i] for i in range(n)],
+                                np.int32).reshape(n, n - 1)
+        nf_en = 5 + self.shield_bits_enemy + self.type_bits
+        nf_al = 5 + self.shield_bits_ally + self.type_bits
+        nf_al += self.n_actions if cfg.obs_last_action else 0
+        nf_own = 1 + self.shield_bits_ally + self.type_bits
+        self.obs_layout = {"move": 4, "enemy": (m, nf_en), "ally": (n - 1, nf_al),
+                           "own": nf_own}
+        self.obs_dim = 4 + m * nf_en + (n - 1) * nf_al + nf_own
+        st_al = 4 + self.shield_bits_ally + self.type_bits
+        st_en = 3 + self.shield_bits_enemy + self.type_bits
+        self.state_layout = {
+            "ally": (n, st_al), "enemy": (m, st_en),
+            "last_action": n * self.n_actions if cfg.state_last_action else 0,
+            "timestep": int(cfg.state_timestep),
+        }
+        self.state_dim = n * st_al + m * st_en + sum(
+            self.state_layout[k] for k in ("last_action", "timestep"))
+
+        self.obs_sizes = (self.obs_dim,) * n
+        self.action_space = Discrete(self.n_actions)
+        self.action_sizes = (self.n_actions,) * n
+        self.teams = np.zeros(n, np.int32)
+
+    # -- reset / step ----------------------------------------------------------------
+    def reset(self, key):
+        p = self.params
+        jitter = jax.random.uniform(key, self._start_pos.shape, minval=-1.0, maxval=1.0)
+        pos = self._clamp(self._start_pos + self.scenario.jitter * jitter)
+        u = self.num_units
+        state = MicroState(
+            pos=pos,
+            health=jnp.asarray(p.health_max),
+            shield=jnp.asarray(p.shield_max),
+            energy=jnp.asarray(p.energy0),
+            cooldown=jnp.zeros(u, jnp.float32),
+            shield_wait=jnp.zeros(u, jnp.float32),
+            alive=jnp.ones(u, bool),
+            last_actions=jnp.full(u, -1, jnp.int32),
+            fired=jnp.full(u, -1, jnp.int32),
+            avail=jnp.zeros((u, self._a_max), bool),
+            t=jnp.int32(0),
+        )
+        state = self.refresh(state)
+        return self.observe(state), state
+
+    def step(self, key, state: MicroState, actions):
+        from ctde.envs.micro.heuristic import scripted_actions
+
+        cfg, p, n = self.config, self.params, self.num_agents
+        actions = jnp.asarray(actions, jnp.int32)
+        key_enemy, key_delay = jax.random.split(key)
+        enemy = scripted_actions(self, state, key_enemy, cfg.enemy_policy, side=1,
+                                 noise=cfg.enemy_noise, reaction=cfg.enemy_reaction)
+        all_actions = jnp.concatenate([actions, enemy[n:]])
+        all_actions = self._legal(state, all_actions)
+        orders = self._orders(state, all_actions)
+
+        before = state
+        state = state.replace(fired=jnp.full_like(state.fired, -1))
+        if cfg.random_delay:
+            u = jax.random.uniform(key_delay, (cfg.substeps, self.num_units))
+            delays = p.delay_low + (p.delay_high - p.delay_low) * u
+        else:
+            delays = jnp.zeros((cfg.substeps, self.num_units))
+        state = jax.lax.fori_loop(
+            0, cfg.substeps, lambda i, s: self._substep(s, orders, delays[i]), state
+        )
+        state = self.refresh(state.replace(last_actions=all_actions, t=state.t + 1))
+
+        # Outcome: a side without a living combat unit has lost (SMAC: only medivacs left).
+        fighting = state.alive & p.is_combat
+        allies_in, enemies_in = jnp.any(fighting[:n]), jnp.any(fighting[n:])
+        won = allies_in & ~enemies_in
+        lost = enemies_in & ~allies_in
+        terminated = ~(allies_in & enemies_in)
+        truncated = (state.t >= self.max_steps) & ~terminated
+
+        reward = self._reward(before, state, won, lost)
+        info = {
+            "alive": state.alive[:n],
+            "won": won.astype(jnp.float32),
+            "dead_allies": jnp.sum(~state.alive[:n]).astype(jnp.float32),
+            "dead_enemies": jnp.sum(~state.alive[n:]).astype(jnp.float32),
+        }
+        reward = jnp.full(n, reward, jnp.float32)
+        return self.observe(state), state, reward, terminated, truncated, info
+
+    def _reward(self, before: MicroState, after: MicroState, won, lost):
+        cfg, n = self.config, self.num_agents
+        if cfg.reward_sparse:
+            return won.astype(jnp.float32) - lost.astype(jnp.float32)
+        lost_hp = (before.health + before.shield - after.health - after.shield) * before.alive
+        deaths = (before.alive & ~after.alive).astype(jnp.float32)
+        dealt = jnp.sum(lost_hp[n:]) + cfg.reward_death_value * jnp.sum(deaths[n:])
+        if cfg.reward_only_positive:
+            reward = jnp.abs(dealt)  # SMAC's abs: enemy shield regeneration counts too
+        else:
+            suffered = jnp.sum(lost_hp[:n]) + cfg.reward_death_value * jnp.sum(deaths[:n])
+            reward = dealt - cfg.reward_negative_scale * suffered
+        reward = reward + jnp.where(won, cfg.reward_win, 0.0)
+        reward = reward + jnp.where(lost, cfg.reward_defeat, 0.0)
+        if cfg.reward_scale:
+            reward = reward / (self.max_reward / cfg.reward_scale_rate)
+        return reward
+
+    # -- rules ---------------------------------------------------------------------------
+    def _clamp(self, pos):
+        return jnp.clip(pos, 0.0, jnp.asarray(self.map_size))
+
+    def refresh(self, state: MicroState) -> MicroState:
+        """Recompute what derives from the units (available actions) after editing them."""
+        return state.replace(avail=self._avail_all(state))
+
+    def _avail_all(self, state: MicroState) -> jax.Array:
+        """``[U, A_max]`` available actions of every unit, SMAC's rules."""
+        p, cfg = self.params, self.config
+        _, dist = pairwise(state.pos)
+        probe = state.pos[:, None, :] + cfg.move_amount / 2 * MOVE_DIRECTIONS[None]  # SMAC
+        moves = jnp.all((probe >= 0.0) & (probe <= jnp.asarray(self.map_size)), -1)
+        tgt = p.target_index
+        tgt_dist = jnp.take_along_axis(dist, tgt, 1)
+        targets = p.target_ok & state.alive[tgt] & (tgt_dist <= cfg.shoot_range)
+        u = self.num_units
+        live = jnp.concatenate([jnp.zeros((u, 1), bool), jnp.ones((u, 1), bool), moves, targets], 1)
+        dead = jnp.arange(self._a_max) == NOOP
+        return jnp.where(state.alive[:, None], live, dead[None, :])
+
+    def _legal(self, state: MicroState, actions):
+        """Unavailable actions become ``stop`` (no-op for the dead); SMAC asserts instead."""
+        ok = (actions >= 0) & (actions < self._a_max)
+        safe = jnp.clip(actions, 0, self._a_max - 1)
+        ok = ok & state.avail[jnp.arange(self.num_units), safe]
+        return jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
+
+    def _orders(self, state: MicroState, actions):
+        p, cfg = self.params, self.config
+        kind = jnp.select(
+            [actions == NOOP, actions == STOP, actions < N_FIXED_ACTIONS],
+            [_ORDER_NONE, _ORDER_STOP, _ORDER_MOVE], _ORDER_TARGET,
+        )
+        direction = jnp.asarray(MOVE_DIRECTIONS)[jnp.clip(actions - MOVE_NORTH, 0, 3)]
+        goal = state.pos + cfg.move_amount * direction
+        k = jnp.clip(actions - N_FIXED_ACTIONS, 0, p.target_index.shape[1] - 1)
+        target = p.target_index[jnp.arange(self.num_units), k]
+        return kind, target, goal
+
+    def _substep(self, s: MicroState, orders, delay) -> MicroState:
+        p, dt = self.params, self._dt
+        kind, ordered, goal = orders
+        u = self.num_units
+        idx = jnp.arange(u)
+        diff, dist = pairwise(s.pos)
+        edge = dist - p.radius[:, None] - p.radius[None, :]
+        cooldown = jnp.maximum(s.cooldown - dt, 0.0)
+        damaged = s.health < p.health_max - 1e-4
+
+        # Targets: the ordered one while it lives, else auto-acquire the nearest in reach.
+        ordered_live = (kind == _ORDER_TARGET) & s.alive[ordered]
+        idle = (kind == _ORDER_STOP) | ((kind == _ORDER_TARGET) & ~ordered_live)
+        cand = (p.can_attack | (p.can_heal & damaged[None, :])) & s.alive[None, :]
+        cand = cand & (edge <= p.reach[:, None])
+        auto = jnp.argmin(jnp.where(cand, dist, jnp.inf), 1)
+        target = jnp.where(ordered_live, ordered, jnp.where(idle & jnp.any(cand, 1), auto, -1))
+        tc = jnp.maximum(target, 0)
+        engaged = s.alive & (target >= 0) & (edge[idx, tc] <= p.reach)
+        fire = engaged & p.is_combat & (cooldown <= 1e-6)
+        heal = engaged & p.is_healer & damaged[tc] & (s.energy > 0)
+
+        # Damage and healing land simultaneously.
+        onehot = (tc[:, None] == idx[None, :]).astype(jnp.float32)  # [attacker, target]
+        hit = onehot * fire[:, None]
+        raw = jnp.sum(hit * p.raw_damage, 0)
+        armoured = jnp.sum(hit * p.armoured_damage, 0)
+        absorbed = jnp.minimum(s.shield, raw)
+        # Share of the attack that passes the shield, with armour per hit (exact when
+        # shields are up or down; proportional when one volley breaks them).
+        to_health = armoured * (raw - absorbed) / jnp.maximum(raw, 1e-6)
+        heal_amount = jnp.where(heal, jnp.minimum(p.heal_rate * dt, s.energy / jnp.maximum(
+            p.heal_cost, 1e-6)), 0.0)
+        healed = jnp.sum(onehot * heal_amount[:, None], 0)
+        health = jnp.clip(s.health - to_health + healed, 0.0, p.health_max)
+        alive = s.alive & (health > 0)
+        shield_wait = jnp.where(raw > 0, p.shield_delay, jnp.maximum(s.shield_wait - dt, 0.0))
+        shield = s.shield - absorbed
+        shield = jnp.where(shield_wait <= 0, jnp.minimum(shield + p.shield_regen * dt,
+                                                         p.shield_max), shield)
+        energy = jnp.clip(s.energy - heal_amount * p.heal_cost + p.energy_regen * dt, 0.0,
+                          p.energy_max)
+
+        # Movement toward the move goal or an out-of-range target, then separation.
+        moving = s.alive & ((kind == _ORDER_MOVE) | (ordered_live & ~engaged))
+        dest = jnp.where((kind == _ORDER_MOVE)[:, None], goal, s.pos[tc])
+        delta = dest - s.pos
+        length = jnp.sqrt(jnp.sum(delta * delta, -1) + 1e-12)
+        stride = jnp.minimum(p.speed * dt, length) * moving
+        step = delta * (stride / length)[:, None]
+        touching = p.collides[:, None] & p.collides[None, :] & (s.alive[:, None] & s.alive[None, :])
+        overlap = jnp.maximum(p.radius[:, None] + p.radius[None, :] - dist, 0.0) * touching
+        overlap = overlap * (1.0 - jnp.eye(u))
+        # Coincident units separate along x, by index (a fixed tie-break).
+        tie = jnp.sign(idx[:, None] - idx[None, :]).astype(jnp.float32)[..., None] * jnp.array(
+            [1.0, 0.0])
+        away = jnp.where((dist > 1e-5)[..., None], diff / dist[..., None], tie)
+        push = 0.5 * jnp.sum(overlap[..., None] * away, 1)
+        pos = self._clamp(s.pos + step + push * s.alive[:, None])
+
+        return s.replace(
+            pos=pos,
+            health=health * alive,
+            shield=shield * alive,
+            energy=energy * alive,
+            cooldown=jnp.where(fire, p.cooldown + delay, cooldown),
+            shield_wait=shield_wait,
+            alive=alive,
+            fired=jnp.where(fire | heal, target, s.fired),
+        )
+
+    # -- observations and states ---------------------------------------------------------
+    def avail_actions(self, state: MicroState) -> jax.Array:
+        return state.avail[: self.num_agents, : self.n_actions]
+
+    def _unit_features(self, state: MicroState):
+        """Per-unit health, shield and cooldown fractions ``[U]``."""
+        p = self.params
+        health = state.health / p.health_max
+        shield = state.shield / np.maximum(p.shield_max, 1.0)
+        busy = jnp.where(p.is_healer, state.energy / np.maximum(p.energy_max, 1.0),
+                         state.cooldown / p.cooldown)
+        return health, shield, busy
+
+    def _relative(self, state: MicroState):
+        """Agent-relative distance and offsets, scaled by sight range: ``[N, U]``."""
+        n, sight = self.num_agents, self.config.sight_range
+        rel = (state.pos[None, :, :] - state.pos[:n, None, :]) / sight
+        dist = jnp.sqrt(jnp.sum(rel * rel, -1) + 1e-12)
+        return dist, rel
+
+    def _attackable(self, state: MicroState):
+        """``[N, M]``: can agent i attack enemy k now (SMAC's 'available' feature)."""
+        n, m = self.num_agents, self.num_enemies
+        attack = state.avail[:n, N_FIXED_ACTIONS: N_FIXED_ACTIONS + m]
+        return (attack & ~self.params.is_healer[:n, None]).astype(jnp.float32)
+
+    def observe(self, state: MicroState) -> jax.Array:
+        """SMAC observations ``[N, obs_dim]``: move | enemies | allies | own."""
+        cfg, p = self.config, self.params
+        n = self.num_agents
+        health, shield, _ = self._unit_features(state)
+        dist, rel = self._relative(state)
+        visible = state.alive[:n, None] & state.alive[None, :]
+        if not cfg.full_observability:
+            visible = visible & (dist < 1.0)
+        visible = visible.astype(jnp.float32)
+
+        def unit_cols(shield_bits):  # [U, f] health, shield?, type
+            cols = [health[:, None]] + ([shield[:, None]] if shield_bits else [])
+            return jnp.concatenate(cols + [jnp.asarray(p.type_onehot)], 1)
+
+        en = slice(n, None)
+        enemy = jnp.concatenate([
+            self._attackable(state)[..., None], dist[:, en, None], rel[:, en],
+            jnp.broadcast_to(unit_cols(self.shield_bits_enemy)[en][None],
+                             (n, self.num_enemies, 1 + self.shield_bits_enemy + self.type_bits)),
+        ], -1) * visible[:, en, None]
+        others = self._others
+        rows = np.arange(n)[:, None]
+        ally_cols = [jnp.ones((n, n - 1, 1)), dist[rows, others][..., None], rel[rows, others],
+                     unit_cols(self.shield_bits_ally)[others]]
+        if cfg.obs_last_action:
+            ally_cols.append(self._last_action_onehot(state)[others])
+        ally = jnp.concatenate(ally_cols, -1) * visible[rows, others][..., None]
+        own = unit_cols(self.shield_bits_ally)[:n] * state.alive[:n, None]
+        move = state.avail[:n, MOVE_NORTH: MOVE_NORTH + 4].astype(jnp.float32)
+        return jnp.concatenate(
+            [move, enemy.reshape(n, -1), ally.reshape(n, -1), own], 1
+        ).astype(jnp.float32)
+
+    def _last_action_onehot(self, state: MicroState) -> jax.Array:
+        n = self.num_agents
+        last = state.last_actions[:n]
+        return ((last[:, None] == jnp.arange(self.n_actions)[None, :]) & (last[:, None] >= 0)
+                ).astype(jnp.float32)
+
+    def global_state(self, state: MicroState) -> jax.Array:
+        """SMAC's state ``[state_dim]``: ally rows | enemy rows | last actions | timestep.
+
+        Ally row: health, cooldown (medivac: energy), x, y (centred, / map size), shield?,
+        type. Enemy row: health, x, y, shield?, type. Dead units are zero rows.
+        """
+        cfg, p, n = self.config, self.params, self.num_agents
+        health, shield, busy = self._unit_features(state)
+        xy = (state.pos - self.map_size / 2) / self.map_size
+        onehot = jnp.asarray(p.type_onehot)
+        ally = [health[:n, None], busy[:n, None], xy[:n]]
+        ally += [shield[:n, None]] if self.shield_bits_ally else []
+        ally = jnp.concatenate(ally + [onehot[:n]], 1) * state.alive[:n, None]
+        enemy = [health[n:, None], xy[n:]]
+        enemy += [shield[n:, None]] if self.shield_bits_enemy else []
+        enemy = jnp.concatenate(enemy + [onehot[n:]], 1) * state.alive[n:, None]
+        parts = [ally.reshape(-1), enemy.reshape(-1)]
+        if cfg.state_last_action:
+            parts.append(self._last_action_onehot(state).reshape(-1))
+        if cfg.state_timestep:
+            parts.append((state.t / self.max_steps)[None].astype(jnp.float32))
+        return jnp.concatenate(parts).astype(jnp.float32)
+
+    def agent_state(self, state: MicroState, variant: Variant = "AS") -> jax.Array:
+        """MAPPO's critic inputs ``[N, agent_state_dim(variant)]`` (Yu et al., 2022, sec. 5).
+
+        - ``EP``: the global state, repeated for each agent.
+        - ``CL``: all agents' observations concatenated, repeated.
+        - ``AS``: EP | the agent's observation | one-hot agent id.
+        - ``FP``: AS with duplicates pruned: every unit once, described relative to the
+          agent (no sight limit). Own: health, shield?, cooldown, x, y, type, agent id;
+          then move availability [4]; enemy rows: alive, attackable, distance, dx, dy,
+          health, shield?, type; ally rows: alive, distance, dx, dy, health, shield?,
+          cooldown, type, last action?; then the timestep if ``state_timestep``.
+        """
+        n = self.num_agents
+        if variant == "EP":
+            return jnp.broadcast_to(self.global_state(state), (n, self.state_dim))
+        if variant == "CL":
+            obs = self.observe(state).reshape(-1)
+            return jnp.broadcast_to(obs, (n, obs.shape[0]))
+        if variant == "AS":
+            ep = jnp.broadcast_to(self.global_state(state), (n, self.state_dim))
+            return jnp.concatenate([ep, self.observe(state), jnp.eye(n)], 1)
+        if variant == "FP":
+            return self._featurepruned(state)
+        raise ValueError(f"unknown agent-state variant {variant!r}: use EP, CL, AS or FP")
+
+    def agent_state_dim(self, variant: Variant = "AS") -> int:
+        n, m = self.num_agents, self.num_enemies
+        if variant == "EP":
+            return self.state_dim
+        if variant == "CL":
+            return n * self.obs_dim
+        if variant == "AS":
+            return self.state_dim + self.obs_dim + n
+        if variant == "FP":
+            sb_a, sb_e, bits = self.shield_bits_ally, self.shield_bits_enemy, self.type_bits
+            last = self.n_actions if self.config.state_last_action else 0
+            own = 4 + sb_a + bits + n
+            return (own + 4 + m * (6 + sb_e + bits) + (n - 1) * (6 + sb_a + bits + last)
+                    + int(self.config.state_timestep))
+        raise ValueError(f"unknown agent-state variant {variant!r}: use EP, CL, AS or FP")
+
+    def _featurepruned(self, state: MicroState) -> jax.Array:
+        cfg, p, n = self.config, self.params, self.num_agents
+        health, shield, busy = self._unit_features(state)
+        dist, rel = self._relative(state)
+        alive = state.alive.astype(jnp.float32)
+        onehot = jnp.asarray(p.type_onehot)
+        xy = (state.pos - self.map_size / 2) / self.map_size
+        me = jnp.arange(n)
+        own = [health[:n, None]] + ([shield[:n, None]] if self.shield_bits_ally else [])
+        own = jnp.concatenate(own + [busy[:n, None], xy[:n], onehot[:n]], 1) * alive[:n, None]
+        own = jnp.concatenate([own, jnp.eye(n)], 1)
+        move = state.avail[:n, MOVE_NORTH: MOVE_NORTH + 4].astype(jnp.float32)
+
+        def unit_rows(cols):  # [N, U, f] per-unit columns, broadcast over agents
+            return jnp.broadcast_to(cols[None], (n,) + cols.shape)
+
+        en = slice(n, None)
+        e_cols = [health[en, None]] + ([shield[en, None]] if self.shield_bits_enemy else [])
+        enemy = jnp.concatenate([
+            unit_rows(alive[en, None]), self._attackable(state)[..., None],
+            dist[:, en, None], rel[:, en], unit_rows(jnp.concatenate(e_cols + [onehot[en]], 1)),
+        ], -1) * alive[None, en, None]
+        a_cols = [health[:n, None]] + ([shield[:n, None]] if self.shield_bits_ally else [])
+        a_cols = jnp.concatenate(a_cols + [busy[:n, None], onehot[:n]], 1)
+        if cfg.state_last_action:
+            a_cols = jnp.concatenate([a_cols, self._last_action_onehot(state)], 1)
+        others, rows = self._others, me[:, None]
+        ally = jnp.concatenate([
+            alive[others][..., None], dist[rows, others][..., None], rel[rows, others],
+            a_cols[others],
+        ], -1) * alive[others][..., None]
+        parts = [own, move, enemy.reshape(n, -1), ally.reshape(n, -1)]
+        if cfg.state_timestep:
+            parts.append(jnp.full((n, 1), state.t / self.max_steps, jnp.float32))
+        return jnp.concatenate(parts, 1).astype(jnp.float32)
+
+    def render(self, state: MicroState, size: int = 400) -> np.ndarray:
+        from ctde.envs.micro.render import render_state
+
+        return render_state(self, state, size=size)
+
+    def __repr__(self) -> str:
+        return (f"MicroEnv(scenario={self.name!r}, N={self.num_agents}, "
+                f"enemies={self.num_enemies}, obs_dim={self.obs_dim}, "
+                f"state_dim={self.state_dim}, n_actions={self.n_actions}, "
+                f"max_steps={self.max_steps})")
