@@ -28,13 +28,22 @@ def names() -> list[str]:
 def make(name: str, **params) -> MultiAgentEnv:
     """Build environment ``name`` with scenario parameters ``params``.
 
-    Raises ValueError naming the valid choices for an unknown name or parameter.
+    ``pettingzoo:<module>[:<callable>]`` wraps an external PettingZoo ParallelEnv
+    (see ``ctde.envs.external``). Raises ValueError naming the valid choices for an
+    unknown name or parameter.
     """
+    from ctde.envs import external
+
+    if name.startswith(external.PREFIX):
+        return external.make_external(name, **params)
     catalogue = _catalogue()
     if name not in catalogue:
         close = difflib.get_close_matches(name, catalogue, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(catalogue))}")
+        raise ValueError(
+            f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(catalogue))} "
+            f"(or {external.PREFIX}<module> for a PettingZoo ParallelEnv)"
+        )
     factory = catalogue[name]
     accepted = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):

@@ -141,5 +141,6 @@ class EpisodeStats(Wrapper):
 
 
 def training_env(env: MultiAgentEnv) -> EpisodeStats:
-    """The stack learners use: episode statistics over auto-reset."""
-    return EpisodeStats(AutoReset(env))
+    """The stack learners use: episode statistics over auto-reset (envs that restart
+    themselves, like host-side PettingZoo envs, declare ``autoresets = True``)."""
+    return EpisodeStats(env if getattr(env, "autoresets", False) else AutoReset(env))
