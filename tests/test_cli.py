@@ -128,3 +128,19 @@ def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path,
 def test_refuses_to_overwrite_an_existing_run(run_dir, capsys):
     err = error_of(["train", "mappo", "identity", "--out", run_dir, "--no-progress"], capsys)
     assert "already holds a run" in err
+
+
+def test_render_a_run_and_an_env(tmp_path):
+    import imageio.v3 as iio
+
+    out = str(tmp_path / "spread")
+    assert main(["train", "mappo", "simple_spread", "--steps", "200", "--out", out,
+                 "--num-envs", "4", "--num-minibatches", "1", "--eval-episodes", "2",
+                 "--no-progress"]) == 0
+    gif = str(tmp_path / "spread.gif")
+    assert main(["render", out, "--out", gif]) == 0
+    frames = iio.imread(gif)
+    assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) >= 20
+    assert frames.std() > 5  # not a blank canvas
+    assert main(["render", "simple_tag", "--out", str(tmp_path / "tag.gif")]) == 0
+    assert os.path.getsize(tmp_path / "tag.gif") > 1000

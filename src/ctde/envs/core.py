@@ -128,6 +128,10 @@ class MultiAgentEnv:
 
     # -- conveniences --------------------------------------------------------------
     @property
+    def unwrapped(self) -> MultiAgentEnv:
+        return self
+
+    @property
     def discrete(self) -> bool:
         return isinstance(self.action_space, Discrete)
 
