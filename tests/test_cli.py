@@ -144,3 +144,12 @@ def test_render_a_run_and_an_env(tmp_path):
     assert frames.std() > 5  # not a blank canvas
     assert main(["render", "simple_tag", "--out", str(tmp_path / "tag.gif")]) == 0
     assert os.path.getsize(tmp_path / "tag.gif") > 1000
+
+
+def test_plot_learning_curves(run_dir, tmp_path, capsys):
+    out = str(tmp_path / "curve.png")
+    assert main(["plot", run_dir, run_dir, "--out", out, "--metric", "eval_return_mean"]) == 0
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    err = error_of(["plot", run_dir, "--out", out, "--metric", "nope"], capsys)
+    assert "no metric 'nope'" in err and "return_mean" in err

@@ -4,6 +4,7 @@
     ctde train --resume runs/x
     ctde eval runs/x
     ctde render runs/x --out x.gif          (or an env name: a random policy)
+    ctde plot runs/x runs/y --out curve.png
     ctde envs | ctde algos | ctde demo
 """
 
@@ -163,6 +164,16 @@ def cmd_render(args, extra) -> int:
     return 0
 
 
+def cmd_plot(args, extra) -> int:
+    if extra:
+        raise UsageError(f"unexpected arguments {' '.join(extra)}")
+    from ctde.run.plot import plot_runs
+
+    path = plot_runs(args.runs, args.out, metric=args.metric, title=args.title)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_envs(args, extra) -> int:
     from ctde.envs import make, names
 
@@ -210,9 +221,13 @@ def cmd_demo(args, extra) -> int:
         ev = np.nanmean([float(r["eval_return_mean"] or "nan") for r in at])
         print(f"{steps:>10,}  {ret:>12.2f}  {ev:>16.2f}")
     _print_summary(out, summary)
+    from ctde.run.plot import plot_runs
+
+    curve = plot_runs([out], os.path.join(out, "curve.png"), labels=["MAPPO"],
+                      title="MAPPO on simple_spread")
     env, states = rollout_states(out, 0, episodes=2)
     gif = save_animation([env.unwrapped.render(s) for s in states], os.path.join(out, "demo.gif"))
-    print(f"GIF of the trained agents: {gif}")
+    print(f"learning curve: {curve}\nGIF of the trained agents: {gif}")
     return 0
 
 
@@ -269,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_number, default=0)
     p.add_argument("--fps", type=_number, default=10)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("plot", help="learning curves of one or more runs (mean and range over seeds)")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", required=True, help="output image (.png, .svg, .pdf)")
+    p.add_argument("--metric", default="return_mean")
+    p.add_argument("--title")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("envs", help="list environments")
     p.set_defaults(func=cmd_envs)
