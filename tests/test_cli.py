@@ -46,7 +46,7 @@ def test_train_writes_a_complete_run_folder(run_dir):
 
 def test_same_seed_twice_gives_identical_metrics(run_dir, tmp_path):
     again = str(tmp_path / "b")
-    assert main(["train", "--config", os.path.join(run_dir, "config.yaml"), "mappo", "identity",
+    assert main(["train", "--config", os.path.join(run_dir, "config.yaml"),
                  "--out", again, "--no-progress"]) == 0
     assert without_timing(rows(again)) == without_timing(rows(run_dir))
 
@@ -153,3 +153,14 @@ def test_plot_learning_curves(run_dir, tmp_path, capsys):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     err = error_of(["plot", run_dir, "--out", out, "--metric", "nope"], capsys)
     assert "no metric 'nope'" in err and "return_mean" in err
+
+
+def test_every_shipped_config_is_valid():
+    import glob
+
+    from ctde.run.spec import load_yaml, spec_from_dict, validate
+
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))
+    assert paths
+    for path in paths:
+        validate(spec_from_dict(load_yaml(path)))

@@ -60,7 +60,7 @@ def parse_overrides(tokens: list[str]) -> tuple[dict, dict]:
 
 
 def cmd_train(args, extra: list[str]) -> int:
-    from ctde.run.spec import RUN_FIELDS, RunSpec, load_yaml, spec_from_dict
+    from ctde.run.spec import RUN_FIELDS, load_yaml, spec_from_dict
 
     if args.resume:
         if args.algo or extra:
@@ -71,14 +71,15 @@ def cmd_train(args, extra: list[str]) -> int:
         _set_host_devices(spec.seeds)
         return _train(spec, args.resume, resume=True, progress=not args.no_progress)
 
-    if not args.algo or not args.env:
-        raise UsageError("usage: ctde train ALGO ENV [--steps N] [--seeds K] [--out DIR] [--FIELD V]")
-    base: dict = {"algo": args.algo, "env": args.env}
-    if args.config:
-        data = load_yaml(args.config)
-        if not isinstance(data, dict):
+    base: dict = {}
+    if args.config:  # the file's settings; the command line wins
+        base = load_yaml(args.config)
+        if not isinstance(base, dict):
             raise ValueError(f"{args.config} must hold a YAML mapping")
-        base.update({k: v for k, v in data.items() if k not in ("algo", "env")})
+        base.pop("versions", None)
+    base.update({k: v for k, v in (("algo", args.algo), ("env", args.env)) if v})
+    if not base.get("algo") or not base.get("env"):
+        raise UsageError("usage: ctde train ALGO ENV [--steps N] [--seeds K] [--out DIR] [--FIELD V]")
     config, env_params = parse_overrides(extra)
     for field in RUN_FIELDS:  # run settings given through the generic --field form
         if field in config:
@@ -92,7 +93,7 @@ def cmd_train(args, extra: list[str]) -> int:
     spec = spec_from_dict(base)
     _set_host_devices(spec.seeds)
     out = args.out or os.path.join("runs", f"{spec.algo}_{spec.env}_{time.strftime('%Y%m%d-%H%M%S')}")
-    return _train(RunSpec(**{**spec.to_dict()}), out, resume=False, progress=not args.no_progress)
+    return _train(spec, out, resume=False, progress=not args.no_progress)
 
 
 def _train(spec, out: str, resume: bool, progress: bool) -> int:
