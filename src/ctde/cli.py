@@ -170,7 +170,10 @@ def cmd_plot(args, extra) -> int:
         raise UsageError(f"unexpected arguments {' '.join(extra)}")
     from ctde.run.plot import plot_runs
 
-    path = plot_runs(args.runs, args.out, metric=args.metric, title=args.title)
+    labels = args.labels.split(",") if args.labels else None
+    if labels and len(labels) != len(args.runs):
+        raise UsageError(f"--labels has {len(labels)} names for {len(args.runs)} runs")
+    path = plot_runs(args.runs, args.out, metric=args.metric, labels=labels, title=args.title)
     print(f"wrote {path}")
     return 0
 
@@ -291,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output image (.png, .svg, .pdf)")
     p.add_argument("--metric", default="return_mean")
     p.add_argument("--title")
+    p.add_argument("--labels", help="comma-separated legend names, one per run")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("envs", help="list environments")
