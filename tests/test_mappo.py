@@ -135,3 +135,8 @@ def test_continuous_actions_improve():
 def test_invalid_config_is_rejected(bad, message):
     with pytest.raises(ValueError, match=message):
         mappo.Config(**bad)
+
+
+def test_feature_pruned_critic_needs_agent_states():
+    with pytest.raises(ValueError, match="critic_input FP needs an env with agent-specific states"):
+        mappo.make_train(mappo.Config(critic_input="FP"), make("identity"))

@@ -13,6 +13,7 @@ The critic input ("state variant", Sec. 4.2) is one of
     CL  concatenated local observations
     EP  the environment-provided global state
     AS  EP plus the agent's own observation (agent-specific global state)
+    FP  the env's feature-pruned agent-specific state (envs with ``agent_state``)
 and ``independent=True`` gives IPPO (the critic sees the agent's own observation).
 Each critic input also carries the agent's one-hot id, so per-agent rewards get
 per-agent values.
@@ -44,7 +45,7 @@ CAPABILITIES = {
     "discrete_actions": True,
     "continuous_actions": True,
     "competitive": False,  # one shared policy and critic: cooperative tasks
-    "needs_global_state": False,  # only for critic_input EP/AS
+    "needs_global_state": False,  # only for critic_input EP/AS/FP
     "recurrent": False,
 }
 
@@ -75,7 +76,7 @@ class Config:
     value_norm: str = "running"  # "running" mean/std, "popart", or "none"
     value_norm_beta: float = 0.99999
     normalize_advantages: bool = True
-    critic_input: str = "CL"  # "CL", "EP" or "AS"
+    critic_input: str = "CL"  # "CL", "EP", "AS" or "FP"
     independent: bool = False  # IPPO: critic sees only the agent's own observation
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "relu"
@@ -99,7 +100,7 @@ class Config:
                 raise ValueError(f"mappo: {name} must be in [0, 1], got {getattr(self, name)}")
         choices = {
             "value_norm": ("running", "popart", "none"),
-            "critic_input": ("CL", "EP", "AS"),
+            "critic_input": ("CL", "EP", "AS", "FP"),
             "activation": ("relu", "tanh", "gelu", "silu"),
         }
         for name, allowed in choices.items():
@@ -137,7 +138,7 @@ class Transition(NamedTuple):
     """One rollout step for every env, ``[B, ...]`` (``[T, B, ...]`` once stacked)."""
 
     obs: jax.Array  # [B, N, obs_dim]
-    global_state: jax.Array  # [B, state_dim]
+    critic_state: jax.Array  # [B, state_dim] global state, or [B, N, d] for FP
     avail: jax.Array  # [B, N, A]
     action: jax.Array  # [B, N] or [B, N, d]
     log_prob: jax.Array  # [B, N]
@@ -215,6 +216,13 @@ def normalize_advantages(advantage, mask, eps: float = 1e-8):
 
 def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     """Build MAPPO's pure ``init``, ``update`` and ``act`` for ``env``."""
+    pruned = config.critic_input == "FP" and not config.independent
+    if pruned and not hasattr(env, "agent_state"):
+        raise ValueError(
+            f"mappo: critic_input FP needs an env with agent-specific states (env.agent_state); "
+            f"{env.name} has none: use CL, EP or AS"
+        )
+    raw_env = env
     env = training_env(env)
     n = env.num_agents
     discrete = env.discrete
@@ -228,14 +236,21 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     def actor_input(obs):  # [..., N, obs_dim] -> [..., N, obs_dim + N]
         return jnp.concatenate([obs, one_hot_ids(n, obs.shape[:-2])], axis=-1)
 
-    def critic_input(obs, global_state):  # -> [..., N, critic_dim]
+    def critic_state(raw_state, global_state):
+        """What the critic reads besides observations: the FP agent states ``[N, d]`` or
+        the global state ``[state_dim]`` (unused by CL)."""
+        return raw_env.agent_state(raw_state, "FP") if pruned else global_state
+
+    def critic_input(obs, cs):  # obs [..., N, obs_dim], cs from critic_state -> [..., N, d]
         batch = obs.shape[:-2]
         if config.independent:
             x = obs
+        elif pruned:
+            x = cs
         elif config.critic_input == "CL":
             x = jnp.broadcast_to(obs.reshape(*batch, 1, -1), (*batch, n, n * env.obs_dim))
         else:
-            x = jnp.broadcast_to(global_state[..., None, :], (*batch, n, env.state_dim))
+            x = jnp.broadcast_to(cs[..., None, :], (*batch, n, env.state_dim))
             if config.critic_input == "AS":
                 x = jnp.concatenate([x, obs], axis=-1)
         return jnp.concatenate([x, one_hot_ids(n, batch)], axis=-1)
@@ -279,7 +294,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     step_envs = jax.vmap(env.step)
     reset_envs = jax.vmap(env.reset)
     avail_of = jax.vmap(env.avail_actions)
-    state_of = jax.vmap(env.global_state)
+    state_of = jax.vmap(lambda s: critic_state(s.env_state, env.global_state(s)))
+    final_state_of = jax.vmap(critic_state)
 
     def init(key) -> LearnerState:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
@@ -299,9 +315,9 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             update_step=jnp.int32(0),
         )
 
-    def values(critic_params, norm, obs, global_state):
+    def values(critic_params, norm, obs, cs):
         """De-normalised V for ``obs [..., N, obs_dim]``."""
-        v = critic.apply(critic_params, critic_input(obs, global_state))
+        v = critic.apply(critic_params, critic_input(obs, cs))
         return v if config.value_norm == "none" else valuenorm.denormalize(norm, v)
 
     def rollout(ls: LearnerState):
@@ -309,19 +325,18 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             env_state, obs, alive, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
             avail = avail_of(env_state)
-            global_state = state_of(env_state)
+            cs = state_of(env_state)
             pi = policy(ls.params.actor, obs, avail)
             action, log_prob = sample(k_act, pi)
-            value = values(ls.params.critic, ls.value_norm, obs, global_state)
+            value = values(ls.params.critic, ls.value_norm, obs, cs)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 jax.random.split(k_env, config.num_envs), env_state, env_action(action)
             )
             done = terminated | truncated
-            next_value = values(
-                ls.params.critic, ls.value_norm, info["final_obs"], info["final_global_state"]
-            )
+            final_cs = final_state_of(info["final_state"], info["final_global_state"])
+            next_value = values(ls.params.critic, ls.value_norm, info["final_obs"], final_cs)
             transition = Transition(
-                obs, global_state, avail, action, log_prob, value, next_value,
+                obs, cs, avail, action, log_prob, value, next_value,
                 reward, terminated, done, alive,
             )
             next_alive = jnp.where(done[:, None], True, info["alive"].astype(bool))
@@ -366,7 +381,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         def critic_loss(critic_params, mb):
             tr, _, tgt, old_v = mb
-            v = critic.apply(critic_params, critic_input(tr.obs, tr.global_state))
+            v = critic.apply(critic_params, critic_input(tr.obs, tr.critic_state))
             return clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
 
         def minibatch_step(carry, mb):
