@@ -89,7 +89,9 @@ class MPEEnv(MultiAgentEnv):
         # obstacles), so the collision step works on a slice instead of a gather.
         self.num_colliders = int(np.sum(self.collide))
         assert np.all(self.collide[: self.num_colliders]), "colliders must be a prefix"
-        self.pair_mask = ~np.eye(self.num_colliders, dtype=bool)
+        # Forces are only needed on the colliding agents (landmarks never move).
+        self.num_colliding_agents = min(self.num_colliders, n)
+        self.pair_mask = ~np.eye(self.num_colliding_agents, self.num_colliders, dtype=bool)
 
         # Action spaces exactly as the reference builds them.
         if self.continuous_actions:
@@ -103,10 +105,6 @@ class MPEEnv(MultiAgentEnv):
         self.action_sizes = tuple(int(s) for s in sizes)
         self.obs_sizes = tuple(int(s) for s in obs_sizes)
         self.obs_dim = max(self.obs_sizes)
-        # Continuous communication starts after the 5 movement entries of movable agents.
-        offset = np.where(self.movable, physics.NUM_MOVES, 0)
-        self._comm_index = np.minimum(offset[:, None] + np.arange(dim_c)[None, :],
-                                      max(self.action_dim - 1, 0))
         self.state_dim = int(jax.eval_shape(
             lambda k: self.global_state(self._reset_state(k)), jax.random.key(0)).shape[0])
 
@@ -153,11 +151,11 @@ class MPEEnv(MultiAgentEnv):
         n = self.num_agents
         u, c = self.decode_actions(actions)
         force = u
-        if self.num_colliders:
-            k = min(self.num_colliders, n)
-            coll = physics.collision_forces(state.p_pos[: self.num_colliders],
-                                            self.size[: self.num_colliders], self.pair_mask)
-            force = force.at[:k].add(coll[:k]) if k < n else force + coll[:n]
+        k, m = self.num_colliding_agents, self.num_colliders
+        if k:
+            coll = physics.collision_forces(state.p_pos[:k], state.p_pos[:m], self.size[:k],
+                                            self.size[:m], self.pair_mask)
+            force = force + coll if k == n else force.at[:k].add(coll)
         pos, vel = physics.integrate(state.p_pos[:n], state.p_vel[:n], force, self.movable,
                                      self.max_speed[:n])
         state = state.replace(
@@ -189,7 +187,10 @@ class MPEEnv(MultiAgentEnv):
             a = jnp.clip(jnp.asarray(actions).astype(jnp.int32), 0,
                          np.asarray(self.action_sizes) - 1)
             n_move = np.where(movable, physics.NUM_MOVES, 1)
-            u = jnp.asarray(physics.MOVES)[a % n_move] * scale
+            move = a % n_move
+            # Comparisons instead of a table lookup: elementwise, so XLA fuses them.
+            u = jnp.stack([(move == 2).astype(jnp.float32) - (move == 1),
+                           (move == 4).astype(jnp.float32) - (move == 3)], axis=-1) * scale
             c = jax.nn.one_hot(a // n_move, self.dim_c, dtype=jnp.float32)
             return u, c
         a = jnp.clip(jnp.asarray(actions, jnp.float32), 0.0, 1.0)
@@ -198,10 +199,15 @@ class MPEEnv(MultiAgentEnv):
             u = jnp.where(movable[:, None], u * scale, 0.0)
         else:
             u = jnp.zeros((n, 2), jnp.float32)
+        c = jnp.zeros((n, self.dim_c), jnp.float32)
         if self.dim_c and not self.silent.all():
-            c = jnp.take_along_axis(a, jnp.asarray(self._comm_index), axis=1)
-        else:
-            c = jnp.zeros((n, self.dim_c), jnp.float32)
+            # A speaker's words follow its 5 movement entries if it moves, else start at 0.
+            speaks_after_moves = movable & ~self.silent
+            if speaks_after_moves.any():
+                c = jnp.where(speaks_after_moves[:, None],
+                              a[:, physics.NUM_MOVES: physics.NUM_MOVES + self.dim_c], c)
+            if (~movable & ~self.silent).any():
+                c = jnp.where((~movable)[:, None], a[:, : self.dim_c], c)
         return u, c
 
     def global_state(self, state: MPEState) -> Array:

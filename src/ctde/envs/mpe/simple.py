@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ctde.envs.mpe import physics
 from ctde.envs.mpe.base import MPEEnv, MPEState
 
 
@@ -29,7 +30,7 @@ class Simple(MPEEnv):
                                                  state.p_pos[:1]], axis=-1)])
 
     def _rewards(self, state):
-        return -jnp.sum(jnp.square(state.p_pos[:1] - state.p_pos[1:]), axis=-1)
+        return -physics.small_sum(jnp.square(state.p_pos[:1] - state.p_pos[1:]))
 
     def _metrics(self, state):
-        return {"landmark_dist": jnp.sqrt(jnp.sum(jnp.square(state.p_pos[0] - state.p_pos[1])))}
+        return {"landmark_dist": physics.distance(state.p_pos[0], state.p_pos[1])}

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ctde.envs.mpe import physics
-from ctde.envs.mpe.base import MPEEnv, MPEState, check_neighbors, others_index
+from ctde.envs.mpe.base import MPEEnv, MPEState, check_neighbors
 
 AGENT_SIZE, LANDMARK_SIZE = 0.15, 0.08
 
@@ -28,7 +28,6 @@ class SimpleAdversary(MPEEnv):
         check_neighbors(num_agent_neighbors, num_landmark_neighbors)
         self.k_agents, self.k_landmarks = num_agent_neighbors, num_landmark_neighbors
         n = N + 1
-        self._others = others_index(n)
         n_lm = N if num_landmark_neighbors is None else num_landmark_neighbors
         n_other = n - 1 if num_agent_neighbors is None else num_agent_neighbors
         adv_obs = 2 * n_lm + 2 * n_other
@@ -57,16 +56,16 @@ class SimpleAdversary(MPEEnv):
         n = self.num_agents
         pos, lm = state.p_pos[:n], state.p_pos[n:]
         lm_rel = lm[None] - pos[:, None]  # [N, L, 2]
-        rel = pos[self._others] - pos[:, None]  # [N, N-1, 2]
+        rel = physics.others(pos) - pos[:, None]  # [N, N-1, 2]
         if self.k_landmarks is None:
             lm_obs = lm_rel.reshape(n, -1)
         else:
-            lm_obs = physics.nearest(lm_rel, jnp.sqrt(jnp.sum(jnp.square(lm_rel), -1)),
+            lm_obs = physics.nearest(lm_rel, physics.norm(lm_rel),
                                      self.k_landmarks)
         if self.k_agents is None:
             other_obs = rel.reshape(n, -1)
         else:
-            other_obs = physics.nearest(rel, jnp.sqrt(jnp.sum(jnp.square(rel), -1)),
+            other_obs = physics.nearest(rel, physics.norm(rel),
                                         self.k_agents)
         goal_rel = self._goal_pos(state)[None] - pos[1:]
         return self._stack_obs([
@@ -79,12 +78,12 @@ class SimpleAdversary(MPEEnv):
 
     def _rewards(self, state):
         d = self._dists(state)
-        good = -jnp.min(d[1:]) + d[0]
+        good = -physics.small_min(d[1:]) + d[0]
         return jnp.concatenate([-d[:1], jnp.full((self.num_agents - 1,), good)])
 
     def _metrics(self, state):
         d = self._dists(state)
-        return {"good_dist": jnp.min(d[1:]), "adv_dist": d[0]}
+        return {"good_dist": physics.small_min(d[1:]), "adv_dist": d[0]}
 
     def _extra_state(self, state):
         return jax.nn.one_hot(state.goal[0], self.num_landmarks)

@@ -51,7 +51,7 @@ class SimpleReference(MPEEnv):
 
     def _rewards(self, state):
         own = -self._dists(state)
-        return jnp.mean(own) * (1 - self.local_ratio) + own * self.local_ratio
+        return (own[0] + own[1]) / 2 * (1 - self.local_ratio) + own * self.local_ratio
 
     def _metrics(self, state):
         return {"goal_dist": jnp.mean(self._dists(state))}

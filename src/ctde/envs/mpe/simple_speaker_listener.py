@@ -44,7 +44,7 @@ class SimpleSpeakerListener(MPEEnv):
         return self._stack_obs([speaker[None], listener[None]])
 
     def _rewards(self, state):
-        d2 = jnp.sum(jnp.square(state.p_pos[1] - state.p_pos[2 + state.goal[0]]))
+        d2 = physics.small_sum(jnp.square(state.p_pos[1] - state.p_pos[2 + state.goal[0]]))
         return jnp.full((2,), -d2)
 
     def _metrics(self, state):

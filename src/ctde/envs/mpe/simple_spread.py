@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ctde.envs.mpe import physics
-from ctde.envs.mpe.base import MPEEnv, MPEState, check_neighbors, others_index
+from ctde.envs.mpe.base import MPEEnv, MPEState, check_neighbors
 
 AGENT_SIZE = 0.15
 LANDMARK_SIZE = 0.05
@@ -39,7 +39,6 @@ class SimpleSpread(MPEEnv):
         n_lm = N if num_landmark_neighbors is None else num_landmark_neighbors
         obs = 4 + 2 * n_lm + 2 * n_other + 2 * n_other  # dim_c = 2
         colors = np.array([[0.35, 0.35, 0.85]] * N + [[0.25, 0.25, 0.25]] * N)
-        self._others = others_index(N)
         super().__init__(
             name="simple_spread", agent_names=[f"agent_{i}" for i in range(N)],
             teams=[0] * N, team_names=("agents",), num_landmarks=N,
@@ -59,7 +58,7 @@ class SimpleSpread(MPEEnv):
         n = self.num_agents
         pos, vel = state.p_pos[:n], state.p_vel[:n]
         lm = state.p_pos[n:]
-        other_pos, other_c = pos[self._others], state.c[self._others]  # [N, N-1, .]
+        other_pos, other_c = physics.others(pos), physics.others(state.c)  # [N, N-1, .]
         if self.k_landmarks is None:
             lm_rel = physics.relative(lm, pos)
         else:
@@ -83,11 +82,11 @@ class SimpleSpread(MPEEnv):
     def _min_dists(self, state):
         n = self.num_agents
         d = physics.distance(state.p_pos[:n][:, None], state.p_pos[n:][None])  # [agent, lm]
-        return jnp.min(d, axis=0)  # [L]
+        return physics.small_min(d, axis=0)  # [L]
 
     def _rewards(self, state):
-        global_rew = -jnp.sum(self._min_dists(state))
-        local = -jnp.sum(self._collisions(state), axis=1).astype(jnp.float32)
+        global_rew = -physics.small_sum(self._min_dists(state))
+        local = -physics.small_sum(self._collisions(state).astype(jnp.float32), axis=1)
         if not self.collision_penalty:
             local = jnp.zeros_like(local)
         return global_rew * (1 - self.local_ratio) + local * self.local_ratio

@@ -41,10 +41,6 @@ class SimpleTag(MPEEnv):
         if curriculum:
             factor = PREY_SPEED_FACTOR[max(0, min(int(curriculum_stage), 2))]
         self._others = others_index(n)
-        goods = list(range(a, n))
-        self._adv_sees_vel = np.array([goods] * a)  # [A, G]
-        self._good_sees_vel = np.array([[j for j in goods if j != i] for i in goods],
-                                       np.int32).reshape(g, g - 1)
         n_lm = num_obstacles if num_landmark_neighbors is None else num_landmark_neighbors
         if num_agent_neighbors is None:
             adv_obs = 4 + 2 * n_lm + 2 * (n - 1) + 2 * g
@@ -79,20 +75,20 @@ class SimpleTag(MPEEnv):
         else:
             lm_rel = physics.nearest(lm[None] - pos[:, None],
                                      physics.distance(lm[None], pos[:, None]), self.k_landmarks)
-        rel = pos[self._others] - pos[:, None]  # [N, N-1, 2]
+        rel = physics.others(pos) - pos[:, None]  # [N, N-1, 2]
         head = jnp.concatenate([vel, pos, lm_rel], axis=-1)
         if self.k_agents is None:
             other_rel = rel.reshape(n, -1)
-            adv_vel = vel[self._adv_sees_vel].reshape(a, -1)
-            good_vel = vel[self._good_sees_vel].reshape(self.num_good, -1)
+            adv_vel = jnp.broadcast_to(vel[a:].reshape(1, -1), (a, 2 * self.num_good))
+            good_vel = physics.others(vel[a:]).reshape(self.num_good, -1)
             return self._stack_obs([
                 jnp.concatenate([head[:a], other_rel[:a], adv_vel], -1),
                 jnp.concatenate([head[a:], other_rel[a:], good_vel], -1),
             ])
         # Partial observability: the k nearest others; velocities only of prey.
-        d = jnp.sqrt(jnp.sum(jnp.square(rel), -1))
+        d = physics.norm(rel)
         is_prey = (self._others >= a)[..., None]
-        other_vel = jnp.where(is_prey, vel[self._others], 0.0)
+        other_vel = jnp.where(is_prey, physics.others(vel), 0.0)
         return self._stack_obs([jnp.concatenate(
             [head, physics.nearest(rel, d, self.k_agents),
              physics.nearest(other_vel, d, self.k_agents)], -1)])
@@ -106,9 +102,10 @@ class SimpleTag(MPEEnv):
     def _rewards(self, state):
         a, n = self.num_adversaries, self.num_agents
         hits = self._hits(state)
-        out_of_area = jnp.sum(physics.bound_penalty(jnp.abs(state.p_pos[a:n])), axis=-1)
-        prey = -10.0 * jnp.sum(hits, axis=0) - out_of_area
-        predators = jnp.full((a,), 10.0 * jnp.sum(hits))
+        out_of_area = physics.small_sum(physics.bound_penalty(jnp.abs(state.p_pos[a:n])))
+        per_prey = physics.small_sum(hits.astype(jnp.float32), axis=0)  # [G]
+        prey = -10.0 * per_prey - out_of_area
+        predators = jnp.full((a,), 10.0 * physics.small_sum(per_prey))
         return jnp.concatenate([predators, prey])
 
     def _metrics(self, state):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ctde.envs.mpe import physics
-from ctde.envs.mpe.base import MPEEnv, MPEState, others_index
+from ctde.envs.mpe.base import MPEEnv, MPEState
 
 ADV_SIZE, GOOD_SIZE = 0.075, 0.045
 OBSTACLE_SIZE, FOOD_SIZE, FOREST_SIZE = 0.2, 0.03, 0.3
@@ -38,11 +38,6 @@ class SimpleWorldComm(MPEEnv):
         a, g, n = num_adversaries, num_good, num_adversaries + num_good
         self.num_adversaries, self.num_good = a, g
         self.num_obstacles, self.num_food, self.num_forests = num_obstacles, num_food, num_forests
-        self._others = others_index(n)
-        goods = list(range(a, n))
-        self._goods = np.array(goods, np.int32)
-        self._good_sees_vel = np.array([[j for j in goods if j != i] for i in goods],
-                                       np.int32).reshape(g, g - 1)
         n_lm = num_obstacles + num_food + num_forests
         base = 4 + 2 * n_lm + 2 * (n - 1) + num_forests
         colors = ([[0.65, 0.15, 0.15]] + [[0.95, 0.45, 0.45]] * (a - 1)
@@ -78,15 +73,15 @@ class SimpleWorldComm(MPEEnv):
         _, _, forests = self._parts(state)
         in_f = physics.is_collision(pos[:, None], forests[None],
                                     self.size[:n, None], FOREST_SIZE)  # [N, T]
-        inside = jnp.any(in_f, axis=1)
+        inside = physics.small_any(in_f, axis=1) if self.num_forests else jnp.zeros(n, bool)
         shared = jnp.any(in_f[:, None, :] & in_f[None, :, :], axis=-1)  # [N, N]
         leader = np.arange(n)[:, None] == 0
         visible = shared | (~inside[:, None] & ~inside[None, :]) | leader
-        vis_other = jnp.take_along_axis(visible, self._others, axis=1)  # [N, N-1]
-        other_rel = jnp.where(vis_other[..., None], pos[self._others] - pos[:, None], 0.0)
-        adv_vel = jnp.where(visible[:a, a:, None], vel[self._goods][None], 0.0)  # [A, G, 2]
-        vis_good = jnp.take_along_axis(visible[a:], self._good_sees_vel, axis=1)
-        good_vel = jnp.where(vis_good[..., None], vel[self._good_sees_vel], 0.0)
+        vis_other = physics.drop_diagonal(visible)  # [N, N-1]
+        other_rel = jnp.where(vis_other[..., None], physics.others(pos) - pos[:, None], 0.0)
+        adv_vel = jnp.where(visible[:a, a:, None], vel[None, a:], 0.0)  # [A, G, 2]
+        vis_good = physics.drop_diagonal(visible[a:, a:])  # [G, G-1]
+        good_vel = jnp.where(vis_good[..., None], physics.others(vel[a:]), 0.0)
         head = jnp.concatenate([vel, pos, physics.relative(state.p_pos[n:], pos),
                                 other_rel.reshape(n, -1)], axis=-1)
         in_forest = jnp.where(in_f, 1.0, -1.0)
@@ -107,12 +102,13 @@ class SimpleWorldComm(MPEEnv):
         prey = agents[a:]
         hits = self._hits(state)  # [A, G]
         food_d = physics.distance(prey[:, None], food[None])  # [G, F]
-        good = (-5.0 * jnp.sum(hits, axis=0)
-                - 2.0 * jnp.sum(physics.bound_penalty(jnp.abs(prey)), axis=-1)
-                + 2.0 * jnp.sum(food_d < GOOD_SIZE + FOOD_SIZE, axis=-1)
-                - 0.05 * jnp.min(food_d, axis=-1))
-        nearest_prey = jnp.min(physics.distance(agents[:a, None], prey[None]), axis=-1)
-        adversary = -0.1 * nearest_prey + 5.0 * jnp.sum(hits)
+        per_prey = physics.small_sum(hits.astype(jnp.float32), axis=0)  # [G]
+        eaten = (food_d < GOOD_SIZE + FOOD_SIZE).astype(jnp.float32)
+        good = (-5.0 * per_prey
+                - 2.0 * physics.small_sum(physics.bound_penalty(jnp.abs(prey)))
+                + 2.0 * physics.small_sum(eaten) - 0.05 * physics.small_min(food_d))
+        nearest_prey = physics.small_min(physics.distance(agents[:a, None], prey[None]))
+        adversary = -0.1 * nearest_prey + 5.0 * physics.small_sum(per_prey)
         return jnp.concatenate([adversary, good])
 
     def _metrics(self, state):
