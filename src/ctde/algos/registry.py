@@ -9,6 +9,8 @@ from types import ModuleType
 #: name -> (module path, one-line description)
 ALGORITHMS: dict[str, tuple[str, str]] = {
     "mappo": ("ctde.algos.mappo", "PPO with a centralised value function (Yu et al. 2022)"),
+    "maddpg": ("ctde.algos.maddpg", "deterministic actors, a centralised critic per agent; "
+               "DDPG and per-team variants (Lowe et al. 2017)"),
 }
 
 

@@ -1,0 +1,572 @@
+"""MADDPG: multi-agent deep deterministic policy gradient (Lowe et al. 2017, "Multi-Agent
+Actor-Critic for Mixed Cooperative-Competitive Environments").
+
+Every agent i has its own deterministic actor mu_i(o_i) and its own centralised critic
+Q_i(x, a_1..a_N), x = (o_1..o_N): separate critics let each agent have its own reward,
+so the same learner plays cooperative, competitive and mixed games. No parameters are
+shared: each network is stacked on a leading agent axis and ``jax.vmap``ped. Per
+iteration (Algorithm 1):
+
+    1. B parallel envs take T steps with a_i = mu_i(o_i) + exploration
+       (uniformly random actions during a warm-up); (x, a, r, x') go to the replay buffer D
+    2. one gradient step per ``update_every`` env steps, every agent at once, on S samples:
+         critic  L(theta_i) = E[(Q_i(x, a_1..a_N) - y_i)^2],
+                 y_i = r_i + gamma (1 - terminated) Q_i'(x', a'_1..a'_N),  a'_j = mu'_j(o'_j)
+         actor   grad J(mu_i) = E[grad mu_i(o_i) grad_{a_i} Q_i(x, a_1..a_i..a_N)],
+                 a_i = mu_i(o_i), the other actions from D
+         targets theta_i' <- tau theta_i + (1 - tau) theta_i'
+
+Discrete actions use the Gumbel-softmax relaxation of the original MADDPG code: the
+actor outputs logits, the env gets the hard sample argmax(logits + Gumbel noise), the
+buffer stores its one-hot, and the critic's policy-gradient input is the relaxed sample
+softmax((logits + g) / temperature) (or its straight-through one-hot). Continuous
+actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise.
+
+Variants, all settings of ``Config``:
+- policy inference (Sec. 4.2): agent i fits approximations mu_hat_i^j of the others'
+  policies to their buffered actions and uses their targets in y_i;
+- DDPG / independent learners: ``team_algos=("ddpg",)``: the critic sees only the
+  agent's own observation and action, Q_i(o_i, a_i);
+- teams (``env.teams``), each with its own learner: "maddpg", "ddpg", "random" (uniform
+  random actions) or "frozen" (acts greedily, never updated), e.g. MADDPG predators
+  against DDPG prey on ``simple_tag`` with ``team_algos=("maddpg", "ddpg")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ctde.algos.common import distributions as dist
+from ctde.algos.common import replay
+from ctde.algos.common.episodes import episode_sums
+from ctde.algos.common.networks import CategoricalPolicy, GaussianPolicy, ValueNetwork
+from ctde.envs.core import MultiAgentEnv
+from ctde.envs.wrappers import training_env
+
+CAPABILITIES = {
+    "discrete_actions": True,  # Gumbel-softmax relaxation
+    "continuous_actions": True,
+    "competitive": True,  # one critic per agent, each on its own reward; per-team learners
+    "needs_global_state": False,  # x = all agents' observations
+    "recurrent": False,
+}
+
+TEAM_ALGOS = ("maddpg", "ddpg", "random", "frozen")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """MADDPG settings. Defaults follow the paper's MPE experiments (Lowe et al. 2017,
+    Sec. 5 and appendix; the original code's defaults where the paper is silent): Adam
+    with lr 0.01, gamma 0.95, batch 1024, tau 0.01, two hidden layers of 64 ReLU units,
+    a gradient step every 100 env steps, a 1e6 replay buffer, gradient norm clipped at
+    0.5, and a 1e-3 penalty on the actor's pre-activation outputs."""
+
+    num_envs: int = 64  # B: parallel environments
+    rollout_steps: int = 25  # T: steps per env per iteration (B * T env steps per update())
+    update_every: int = 100  # env steps per gradient step (the paper's update ratio)
+    batch_size: int = 1024  # S: transitions sampled per gradient step
+    buffer_size: int = 1_000_000  # replay capacity (transitions)
+    warmup_steps: int = 25_600  # uniformly random actions, no learning, for this many env
+    #                             steps (1024 * 25: when the original code first updates)
+    actor_lr: float = 1e-2
+    critic_lr: float = 1e-2
+    gamma: float = 0.95
+    tau: float = 0.01  # soft target update rate
+    max_grad_norm: float = 0.5  # per-agent global gradient norm clip
+    actor_reg: float = 1e-3  # penalty on the actor's squared pre-activations (original code)
+    exploration_std: float = 0.1  # continuous: Gaussian noise std on actions in [-1, 1]
+    gumbel_temperature: float = 1.0  # discrete: relaxation temperature
+    straight_through: bool = False  # discrete: hard one-hot forward, relaxed gradient
+    policy_inference: bool = False  # Sec. 4.2: targets use learned approximations mu_hat
+    inference_lr: float = 1e-2
+    inference_entropy: float = 1e-3  # lambda: entropy bonus of the approximations
+    team_algos: tuple[str, ...] = ()  # one of TEAM_ALGOS per env team; () = all "maddpg"
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+
+    def __post_init__(self):
+        positive = ("num_envs", "rollout_steps", "update_every", "batch_size", "buffer_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"maddpg: {name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"maddpg: warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.steps_per_update % self.update_every:
+            raise ValueError(
+                f"maddpg: update_every ({self.update_every}) must divide num_envs * rollout_steps "
+                f"({self.num_envs} * {self.rollout_steps} = {self.steps_per_update})"
+            )
+        if self.buffer_size < self.batch_size:
+            raise ValueError(
+                f"maddpg: the replay buffer (buffer_size {self.buffer_size}) is smaller than a "
+                f"batch (batch_size {self.batch_size})"
+            )
+        if self.buffer_size < self.steps_per_update:
+            raise ValueError(
+                f"maddpg: the replay buffer (buffer_size {self.buffer_size}) cannot hold one "
+                f"iteration's num_envs * rollout_steps = {self.steps_per_update} transitions"
+            )
+        for name in ("actor_lr", "critic_lr", "inference_lr", "gumbel_temperature", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"maddpg: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("actor_reg", "exploration_std", "inference_entropy"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"maddpg: {name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"maddpg: gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"maddpg: tau must be in (0, 1], got {self.tau}")
+        if self.activation not in ("relu", "tanh", "gelu", "silu"):
+            raise ValueError(
+                f"maddpg: activation must be one of relu, tanh, gelu, silu, got {self.activation!r}"
+            )
+        bad = [a for a in self.team_algos if a not in TEAM_ALGOS]
+        if bad:
+            raise ValueError(
+                f"maddpg: team_algos entries must be one of {', '.join(TEAM_ALGOS)}, got {bad[0]!r}"
+            )
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"maddpg: hidden must be positive layer widths, got {self.hidden}")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps (of all agents at once) collected per iteration."""
+        return self.num_envs * self.rollout_steps
+
+    @property
+    def gradient_steps(self) -> int:
+        """Gradient steps per iteration, at one per ``update_every`` env steps."""
+        return self.steps_per_update // self.update_every
+
+
+class Params(NamedTuple):
+    """Per-agent networks, each stacked on a leading agent axis ``[N, ...]``."""
+
+    actor: Any  # mu_i
+    critic: Any  # Q_i
+    approx: Any  # mu_hat_i^j, [N, N, ...] (None without policy inference)
+
+
+class LearnerState(NamedTuple):
+    params: Params
+    target: Params  # mu_i', Q_i', mu_hat_i^j'
+    opt: Params  # an optimiser state per network
+    buffer: replay.ReplayBuffer
+    env_state: Any  # [B] batched environment state
+    obs: jax.Array  # [B, N, obs_dim]
+    key: jax.Array
+    env_steps: jax.Array  # [] transitions collected so far (all envs)
+    update_step: jax.Array
+
+
+class Transition(NamedTuple):
+    """One replay item (a ``[M]`` batch axis in front when batched)."""
+
+    obs: jax.Array  # [N, obs_dim] x = (o_1..o_N)
+    action: jax.Array  # [N, A] one-hot (discrete) or in [-1, 1] (continuous)
+    reward: jax.Array  # [N]
+    next_obs: jax.Array  # [N, obs_dim] x' of the same episode (its final obs at a time limit)
+    terminated: jax.Array  # [] no bootstrap through a termination
+    avail: jax.Array  # [N, A] available actions at x (discrete action masks)
+    next_avail: jax.Array  # [N, A] available actions at x'
+
+
+class Trainer(NamedTuple):
+    """What the runner needs: pure ``init``/``update``/``act`` and the sizes it logs by."""
+
+    config: Config
+    env: Any  # the training env (EpisodeStats over AutoReset)
+    init: Any  # key -> LearnerState
+    update: Any  # LearnerState -> (LearnerState, metrics)
+    act: Any  # (params, obs, carry, key, deterministic, avail) -> (actions, carry)
+    init_carry: Any  # batch_shape -> actor carry (None: feed-forward actors)
+    steps_per_update: int
+
+
+# --- the paper's losses ----------------------------------------------------------------
+
+
+def critic_target(reward, terminated, next_q, gamma):
+    """The critic's regression target
+
+        y_i = r_i + gamma * (1 - terminated) * Q_i'(x', a'_1..a'_N)
+
+    Shapes: ``reward``, ``next_q`` ``[S, N]``; ``terminated`` ``[S]``. A time limit is not a
+    termination, so truncated episodes are bootstrapped (``x'`` is their final observation).
+    """
+    not_terminated = 1.0 - terminated.astype(reward.dtype)[:, None]
+    return reward + gamma * not_terminated * next_q
+
+
+def critic_loss(q, target):
+    """L(theta_i) = E_{x,a,r,x' ~ D}[(Q_i(x, a_1..a_N) - y_i)^2], one per agent.
+
+    Shapes: ``q``, ``target`` ``[S, N]`` -> ``[N]``. ``target`` is held constant.
+    """
+    return jnp.mean((q - jax.lax.stop_gradient(target)) ** 2, axis=0)
+
+
+def policy_objective(q_at_policy_action):
+    """J(mu_i) = E_{x,a ~ D}[Q_i(x, a_1..a_i..a_N)] at a_i = mu_i(o_i), one per agent.
+
+    Its gradient is the paper's deterministic policy gradient by the chain rule,
+    grad J(mu_i) = E[grad mu_i(o_i) grad_{a_i} Q_i(x, a_1..a_N) | a_i = mu_i(o_i)].
+    Shape: ``[S, N]`` -> ``[N]``.
+    """
+    return jnp.mean(q_at_policy_action, axis=0)
+
+
+def policy_inference_objective(log_likelihood, entropy, lam):
+    """Sec. 4.2: J(phi_i^j) = E_{o_j, a_j ~ D}[log mu_hat_i^j(a_j | o_j) + lambda H(mu_hat_i^j)],
+    agent i's approximation of agent j's policy. Shapes: ``[S, N, N]`` -> ``[N, N]``."""
+    return jnp.mean(log_likelihood + lam * entropy, axis=0)
+
+
+def soft_update(target, online, tau):
+    """theta' <- tau * theta + (1 - tau) * theta' (every leaf)."""
+    return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+def gumbel_softmax(key, logits, temperature, hard=False):
+    """The Gumbel-softmax (concrete) relaxation of a categorical sample (Jang et al. 2017;
+    Maddison et al. 2017): softmax((logits + g) / temperature), g ~ Gumbel(0, 1).
+    ``hard``: the one-hot of its argmax in the forward pass, the relaxed gradient in the
+    backward pass (straight-through). Shape ``[..., A]``."""
+    g = jax.random.gumbel(key, logits.shape)
+    soft = jax.nn.softmax((logits + g) / temperature, axis=-1)
+    if not hard:
+        return soft
+    one_hot = jax.nn.one_hot(jnp.argmax(soft, axis=-1), logits.shape[-1], dtype=soft.dtype)
+    return soft + jax.lax.stop_gradient(one_hot - soft)
+
+
+def joint_with_own_action(own, others):
+    """The joint action a^i that agent i's critic evaluates, for every agent i:
+    a^i_j = own_j if j == i else others_j. In the policy gradient ``own`` is mu_i(o_i) and
+    ``others`` the buffered actions, so agent i's gradient flows through its own action only.
+
+    Shapes: ``own [S, N, A]``; ``others [S, N, A]`` (shared by every critic) or
+    ``[S, N(i), N(j), A]`` (per critic) -> ``[S, N(i), N(j), A]``.
+    """
+    n = own.shape[-2]
+    if others.ndim == own.ndim:
+        others = others[:, None]
+    return jnp.where(jnp.eye(n, dtype=bool)[:, :, None], own[:, None], others)
+
+
+def centralised_q_values(q_apply, params, sees, obs, joint_actions):
+    """Q_i(x, a^i) for every agent i, each critic with its own parameters ``params [N, ...]``.
+
+    Critic i's input is the concatenation of (o_j, a^i_j) over all agents j, with the
+    entries of agents it does not see (``sees [N, N]``: all for MADDPG, only itself for
+    DDPG) zeroed: a first linear layer then ignores them exactly.
+    ``obs [S, N, d]``, ``joint_actions [S, N(i), N(j), A]`` -> ``[S, N]``.
+    """
+
+    def q_i(params_i, sees_i, actions):  # actions [S, N, A]
+        x = (obs * sees_i[:, None]).reshape(obs.shape[0], -1)
+        a = (actions * sees_i[:, None]).reshape(actions.shape[0], -1)
+        return q_apply(params_i, jnp.concatenate([x, a], axis=-1))
+
+    return jax.vmap(q_i, in_axes=(0, 0, 1), out_axes=1)(params, sees, joint_actions)
+
+
+# --- the algorithm ---------------------------------------------------------------------
+
+
+def agent_roles(config: Config, env: MultiAgentEnv) -> dict[str, np.ndarray]:
+    """Per-agent ``[N]`` flags from ``config.team_algos``: who learns, who has a centralised
+    critic, who plays uniformly at random. ValueError if the teams do not match the env."""
+    algos = config.team_algos or ("maddpg",) * env.num_teams
+    if len(algos) != env.num_teams:
+        raise ValueError(
+            f"maddpg: team_algos has {len(algos)} entries but {env.name} has {env.num_teams} "
+            f"team(s) ({', '.join(env.team_names)}): give one of {', '.join(TEAM_ALGOS)} per team"
+        )
+    per_agent = np.array([algos[t] for t in np.asarray(env.teams)])
+    return {
+        "learns": np.isin(per_agent, ("maddpg", "ddpg")),
+        "centralised": per_agent == "maddpg",
+        "random": per_agent == "random",
+    }
+
+
+def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
+    """Build MADDPG's pure ``init``, ``update`` and ``act`` for ``env``."""
+    roles = agent_roles(config, env)
+    base_env, env = env, training_env(env)
+    n, a_dim, d = env.num_agents, env.action_dim, env.obs_dim
+    discrete = env.discrete
+    space = env.action_space
+    learns, explores, random_agent = roles["learns"], roles["learns"], roles["random"]
+    # sees[i, j]: whether agent i's critic gets (o_j, a_j); a DDPG critic sees only its own.
+    sees = jnp.asarray(roles["centralised"][:, None] | np.eye(n, dtype=bool), jnp.float32)
+    eye = jnp.eye(n, dtype=bool)
+
+    # Networks (common/networks): a linear head of width A on a 2-layer MLP gives the
+    # actor's logits (discrete) or pre-tanh action (continuous); Q_i is a scalar head.
+    actor = CategoricalPolicy(a_dim, config.hidden, config.activation)
+    critic = ValueNetwork(config.hidden, config.activation)
+    approx = (CategoricalPolicy if discrete else GaussianPolicy)(a_dim, config.hidden, config.activation)
+
+    # Per-agent parameters [N, ...] applied to the agent axis -2 of the inputs.
+    actor_out = jax.vmap(actor.apply, in_axes=(0, -2), out_axes=-2)  # [..., N, A]
+    # mu_hat_i^j(o_j): params [N(i), N(j), ...], obs [..., N(j), d] -> [..., N(i), N(j), ...]
+    approx_out = jax.vmap(jax.vmap(approx.apply, in_axes=(0, -2), out_axes=-2),
+                          in_axes=(0, None), out_axes=-3)
+
+    def critic_values(critic_params, obs, joint_actions):  # -> [S, N]
+        return centralised_q_values(critic.apply, critic_params, sees, obs, joint_actions)
+
+    def policy_action(pre, avail, key):
+        """The differentiable action the critics see: the Gumbel-softmax sample of the
+        masked logits, or tanh of the continuous head. ``[..., A]``."""
+        if discrete:
+            logits = dist.masked_logits(pre, avail)
+            return gumbel_softmax(key, logits, config.gumbel_temperature, config.straight_through)
+        return jnp.tanh(pre)
+
+    def behaviour(actor_params, obs, avail, key, explore, use_random):
+        """Actions for ``obs [..., N, d]``: (buffer action [..., N, A], env action).
+        ``explore [N]``: add exploration noise; ``use_random [..., N]``: uniform instead."""
+        k_explore, k_random = jax.random.split(key)
+        pre = actor_out(actor_params, obs)
+        if discrete:
+            logits = dist.masked_logits(pre, avail)
+            sampled = dist.categorical_sample(k_explore, logits)  # = argmax(logits + Gumbel)
+            greedy = dist.categorical_sample(k_explore, logits, deterministic=True)
+            uniform = dist.categorical_sample(k_random, dist.masked_logits(jnp.zeros_like(pre), avail))
+            action = jnp.where(use_random, uniform, jnp.where(explore, sampled, greedy))
+            return jax.nn.one_hot(action, a_dim), action
+        mu = jnp.tanh(pre)
+        noisy = jnp.clip(mu + config.exploration_std * jax.random.normal(k_explore, mu.shape), -1, 1)
+        uniform = jax.random.uniform(k_random, mu.shape, minval=-1.0, maxval=1.0)
+        action = jnp.where(use_random[..., None], uniform, jnp.where(explore[:, None], noisy, mu))
+        return action, space.low + (action + 1.0) * (space.high - space.low) / 2
+
+    def full_avail(avail):  # continuous envs report [.., N, 1]: widen to [.., N, A]
+        return jnp.broadcast_to(avail, (*avail.shape[:-1], a_dim))
+
+    def optimizer(lr):
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+
+    # vmapped over the agent axis, so each agent's gradient is clipped on its own.
+    actor_tx, critic_tx = optimizer(config.actor_lr), optimizer(config.critic_lr)
+    approx_tx = optimizer(config.inference_lr)
+    step_envs = jax.vmap(env.step)
+    reset_envs = jax.vmap(env.reset)
+    avail_of = jax.vmap(env.avail_actions)
+    raw_avail_of = jax.vmap(base_env.avail_actions)  # of info["final_state"] (unwrapped)
+
+    def init(key) -> LearnerState:
+        key, k_actor, k_critic, k_approx, k_env = jax.random.split(key, 5)
+        obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
+        critic_in = jnp.zeros((n, n * (d + a_dim)))
+        actor_params = jax.vmap(actor.init)(jax.random.split(k_actor, n), obs[0])
+        critic_params = jax.vmap(critic.init)(jax.random.split(k_critic, n), critic_in)
+        approx_params = None
+        if config.policy_inference:
+            keys = jax.random.split(k_approx, (n, n))
+            approx_params = jax.vmap(jax.vmap(approx.init), in_axes=(0, None))(keys, obs[0])
+        params = Params(actor_params, critic_params, approx_params)
+        opt = Params(
+            jax.vmap(actor_tx.init)(actor_params),
+            jax.vmap(critic_tx.init)(critic_params),
+            None if approx_params is None else jax.vmap(jax.vmap(approx_tx.init))(approx_params),
+        )
+        avail = jnp.ones((n, a_dim), bool)
+        example = Transition(
+            obs=obs[0], action=jnp.zeros((n, a_dim)), reward=jnp.zeros(n), next_obs=obs[0],
+            terminated=jnp.bool_(False), avail=avail, next_avail=avail,
+        )
+        return LearnerState(
+            params=params,
+            target=jax.tree.map(jnp.copy, params),  # own buffers: the runner donates the state
+            opt=opt,
+            buffer=replay.init(example, config.buffer_size),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            env_steps=jnp.int32(0),
+            update_step=jnp.int32(0),
+        )
+
+    def rollout(ls: LearnerState):
+        warming_up = ls.env_steps < config.warmup_steps
+        use_random = jnp.asarray(random_agent) | (jnp.asarray(learns) & warming_up)  # [N]
+
+        def env_step(carry, _):
+            env_state, obs, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            avail = full_avail(avail_of(env_state))
+            action, env_action = behaviour(ls.params.actor, obs, avail, k_act, explores, use_random)
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                jax.random.split(k_env, config.num_envs), env_state, env_action
+            )
+            next_avail = full_avail(raw_avail_of(info["final_state"]))
+            transition = Transition(obs, action, reward, info["final_obs"], terminated, avail,
+                                    next_avail)
+            episode_info = {"episode_done": info["episode_done"], "episode": info["episode"]}
+            return (env_state, next_obs, key), (transition, episode_info)
+
+        carry = (ls.env_state, ls.obs, ls.key)
+        return jax.lax.scan(env_step, carry, None, config.rollout_steps)
+
+    def target_actions(target: Params, batch: Transition, key):
+        """a'^i [S, N(i), N(j), A]: the joint next action critic i bootstraps from,
+        a'_j = mu'_j(o'_j), or agent i's approximation mu_hat_i^j'(o'_j) with inference."""
+        k_own, k_approx = jax.random.split(key)
+        own = policy_action(actor_out(target.actor, batch.next_obs), batch.next_avail, k_own)
+        if not config.policy_inference:
+            return jnp.broadcast_to(own[:, None], (own.shape[0], n, n, a_dim))  # same for all i
+        out = approx_out(target.approx, batch.next_obs)
+        if discrete:
+            inferred = policy_action(out, batch.next_avail[:, None], k_approx)
+        else:
+            inferred = jnp.tanh(out[0])  # the approximation's mean action
+        return joint_with_own_action(own, inferred)  # agent i uses its own mu_i' for itself
+
+    def masked_update(tx, grads, opt, params, mask):
+        """An optax step per agent, kept only where ``mask [N...]`` (learning agents)."""
+        vmapped = jax.vmap(tx.update)
+        if mask.ndim == 2:  # approximations [N, N, ...]
+            vmapped = jax.vmap(vmapped)
+        updates, new_opt = vmapped(grads, opt, params)
+        new_params = optax.apply_updates(params, updates)
+        return select(mask, new_params, params), select(mask, new_opt, opt)
+
+    def gradient_step(carry, inputs):
+        params, target, opt = carry
+        batch, key = inputs  # S transitions from D
+        k_target, k_actor = jax.random.split(key)
+        stats = {}
+
+        # Sec. 4.2: fit mu_hat_i^j to agent j's buffered actions (+ lambda * entropy).
+        approx_params, approx_opt = params.approx, opt.approx
+        if config.policy_inference:
+
+            def inference_loss(p):
+                out = approx_out(p, batch.obs)  # [S, N(i), N(j), A]
+                if discrete:
+                    logits = dist.masked_logits(out, batch.avail[:, None])
+                    taken = jnp.argmax(batch.action, axis=-1)[:, None]
+                    log_lik = dist.categorical_log_prob(logits, jnp.broadcast_to(taken, logits.shape[:-1]))
+                    entropy = dist.categorical_entropy(logits)
+                else:
+                    mean, log_std = out
+                    log_lik = dist.gaussian_log_prob(jnp.tanh(mean), log_std[None], batch.action[:, None])
+                    entropy = dist.gaussian_entropy(log_std[None], log_lik.shape)
+                objective = policy_inference_objective(log_lik, entropy, config.inference_entropy)
+                off_diagonal = ~eye  # agent i needs no model of itself
+                return -jnp.sum(objective * off_diagonal), jnp.sum(log_lik.mean(0) * off_diagonal)
+
+            (_, log_lik), grads = jax.value_and_grad(inference_loss, has_aux=True)(approx_params)
+            infer_mask = np.asarray(roles["centralised"])[:, None] & ~np.eye(n, dtype=bool)
+            approx_params, approx_opt = masked_update(approx_tx, grads, opt.approx, approx_params,
+                                                      infer_mask)
+            stats["approx_log_likelihood"] = log_lik / max(n * (n - 1), 1)
+
+        # Critic: regress Q_i(x, a) on y_i, bootstrapped from the target networks.
+        next_q = critic_values(target.critic, batch.next_obs, target_actions(target, batch, k_target))
+        y = critic_target(batch.reward, batch.terminated, next_q, config.gamma)
+        joint = jnp.broadcast_to(batch.action[:, None], (config.batch_size, n, n, a_dim))
+
+        def total_critic_loss(p):
+            per_agent = critic_loss(critic_values(p, batch.obs, joint), y)
+            return per_agent.sum(), per_agent  # agent i's parameters get only its own term
+
+        (_, c_loss), grads = jax.value_and_grad(total_critic_loss, has_aux=True)(params.critic)
+        critic_params, critic_opt = masked_update(critic_tx, grads, opt.critic, params.critic, learns)
+
+        # Actor: ascend Q_i (the updated critic, as in the original code) at a_i = mu_i(o_i),
+        # the other agents' actions from the buffer.
+        def total_actor_loss(p):
+            pre = actor_out(p, batch.obs)  # [S, N, A]
+            a_pi = policy_action(pre, batch.avail, k_actor)
+            joint = joint_with_own_action(a_pi, batch.action)
+            objective = policy_objective(critic_values(critic_params, batch.obs, joint))
+            penalty = jnp.mean(pre**2, axis=(0, 2))  # [N]
+            return jnp.sum(-objective + config.actor_reg * penalty), objective
+
+        (_, q_pi), grads = jax.value_and_grad(total_actor_loss, has_aux=True)(params.actor)
+        actor_params, actor_opt = masked_update(actor_tx, grads, opt.actor, params.actor, learns)
+
+        params = Params(actor_params, critic_params, approx_params)
+        target = soft_update(target, params, config.tau)
+        opt = Params(actor_opt, critic_opt, approx_opt)
+        stats.update(per_team({"critic_loss": c_loss, "policy_q": q_pi}))
+        return (params, target, opt), stats
+
+    def per_team(per_agent: dict) -> dict:
+        """Means over learning agents, and per learning team when there are several."""
+        out = {}
+        teams = np.asarray(env.teams)
+        for name, value in per_agent.items():
+            if learns.any():
+                out[name] = value[learns].mean()
+            if env.num_teams > 1:
+                for k, team in enumerate(env.team_names):
+                    members = (teams == k) & learns
+                    if members.any():
+                        out[f"{name}_{team}"] = value[members].mean()
+        return out
+
+    def update(ls: LearnerState):
+        (env_state, obs, key), (traj, info) = rollout(ls)
+        flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), traj)  # [T * B, ...]
+        buffer = replay.add(ls.buffer, flat)
+        env_steps = ls.env_steps + config.steps_per_update
+        key, k_sample, k_learn = jax.random.split(key, 3)
+        # Every batch of this iteration at once: the buffer itself then stays out of the
+        # gradient loop (a large loop operand that lives on afterwards would be copied).
+        batches = replay.sample(buffer, k_sample, config.gradient_steps * config.batch_size)
+        batches = jax.tree.map(lambda x: x.reshape(config.gradient_steps, config.batch_size,
+                                                   *x.shape[1:]), batches)
+        carry = (ls.params, ls.target, ls.opt)
+        learned, stats = jax.lax.scan(
+            gradient_step, carry, (batches, jax.random.split(k_learn, config.gradient_steps))
+        )
+        # Learning starts once the warm-up has filled the buffer with a batch or more.
+        ready = env_steps >= max(config.warmup_steps, config.batch_size)
+        params, target, opt = select(ready, learned, carry)
+        ls = LearnerState(params, target, opt, buffer, env_state, obs, key, env_steps,
+                          ls.update_step + 1)
+        metrics = {
+            "episode_sums": episode_sums(info, env.teams, env.team_names, env.metrics),
+            "losses": jax.tree.map(jnp.mean, stats),
+        }
+        return ls, metrics
+
+    def act(params: Params, obs, carry, key, deterministic=False, avail=None):
+        """Decentralised execution: each agent acts on its own observation ``obs [N, d]``
+        (with any leading batch axes). Exploration noise unless ``deterministic``; agents
+        of a "random" team always act uniformly at random. Returns (env actions, carry)."""
+        if avail is None:
+            avail = jnp.ones((*obs.shape[:-1], a_dim), bool)
+        explore = np.zeros(n, bool) if deterministic else explores
+        use_random = jnp.broadcast_to(random_agent, obs.shape[:-1])
+        _, env_action = behaviour(params.actor, obs, full_avail(avail), key, explore, use_random)
+        return env_action, carry
+
+    def init_carry(batch_shape=()):
+        return None  # feed-forward actors: no recurrent state
+
+    return Trainer(config, env, init, update, act, init_carry, config.steps_per_update)
+
+
+def select(mask, on_true, on_false):
+    """Tree-wise ``where`` with a leading-axes mask (a scalar, ``[N]`` or ``[N, N]``)."""
+    mask = jnp.asarray(mask)
+
+    def pick(x, y):
+        m = mask.reshape(mask.shape + (1,) * (jnp.ndim(x) - mask.ndim))
+        return jnp.where(m, x, y)
+
+    return jax.tree.map(pick, on_true, on_false)
