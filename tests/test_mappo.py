@@ -79,7 +79,7 @@ def test_learns_identity_task():
     env = make("identity", num_agents=3, num_actions=4)
     obs, s = env.reset(jax.random.PRNGKey(7))
     actions, _ = trainer.act(state.params, obs, None, jax.random.PRNGKey(0), True)
-    np.testing.assert_array_equal(actions, s.cue)
+    np.testing.assert_array_equal(actions, s.cue[0])
 
 
 def test_same_seed_same_result_and_different_seed_differs():
@@ -140,3 +140,19 @@ def test_invalid_config_is_rejected(bad, message):
 def test_feature_pruned_critic_needs_agent_states():
     with pytest.raises(ValueError, match="critic_input FP needs an env with agent-specific states"):
         mappo.make_train(mappo.Config(critic_input="FP"), make("identity"))
+
+
+def test_recurrent_mappo_remembers_what_feed_forward_cannot():
+    # The action must match the cue shown one step earlier: only memory beats chance (0.25).
+    env = make("identity", num_agents=2, num_actions=4, delay=1)
+    accuracy = {}
+    for recurrent in (False, True):
+        config = mappo.Config(num_envs=16, rollout_steps=10, chunk_length=5, num_minibatches=2,
+                              recurrent=recurrent, hidden=(32,), gru_size=32)
+        trainer = mappo.make_train(config, env)
+        update = jax.jit(trainer.update)
+        state = trainer.init(jax.random.PRNGKey(0))
+        for _ in range(150):
+            state, m = update(state)
+        accuracy[recurrent] = float(m["episode_sums"]["accuracy"] / m["episode_sums"]["episodes"])
+    assert accuracy[True] > 0.8 and accuracy[False] < 0.4, accuracy

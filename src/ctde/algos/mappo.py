@@ -17,6 +17,10 @@ The critic input ("state variant", Sec. 4.2) is one of
 and ``independent=True`` gives IPPO (the critic sees the agent's own observation).
 Each critic input also carries the agent's one-hot id, so per-agent rewards get
 per-agent values.
+
+Recurrent MAPPO (``recurrent=True``, Sec. 4.5 and appendix): GRU actor and critic; the
+rollout is cut into data chunks of ``chunk_length`` steps that are trained as
+independent sequences, each starting from the hidden state recorded at its first step.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import (
     CategoricalPolicy,
     GaussianPolicy,
+    RecurrentCategoricalPolicy,
+    RecurrentGaussianPolicy,
+    RecurrentValueNetwork,
     ValueNetwork,
     one_hot_ids,
 )
@@ -46,7 +53,7 @@ CAPABILITIES = {
     "continuous_actions": True,
     "competitive": False,  # one shared policy and critic: cooperative tasks
     "needs_global_state": False,  # only for critic_input EP/AS/FP
-    "recurrent": False,
+    "recurrent": True,  # Config.recurrent: GRU actor and critic over data chunks
 }
 
 
@@ -78,20 +85,30 @@ class Config:
     normalize_advantages: bool = True
     critic_input: str = "CL"  # "CL", "EP", "AS" or "FP"
     independent: bool = False  # IPPO: critic sees only the agent's own observation
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (64, 64)  # MLP widths (the encoder before the GRU if recurrent)
     activation: str = "relu"
     layer_norm_input: bool = True
+    recurrent: bool = False  # rMAPPO: GRU actor and critic
+    gru_size: int = 64
+    chunk_length: int = 0  # L: training sequence length (0: the whole rollout)
 
     def __post_init__(self):
         positive = ("num_envs", "rollout_steps", "num_epochs", "num_minibatches")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"mappo: {name} must be >= 1, got {getattr(self, name)}")
-        if self.num_envs % self.num_minibatches:
+        if self.chunk_length < 0 or self.rollout_steps % self.chunk_len:
             raise ValueError(
-                f"mappo: num_minibatches ({self.num_minibatches}) must divide "
-                f"num_envs ({self.num_envs})"
+                f"mappo: chunk_length ({self.chunk_length}) must divide rollout_steps "
+                f"({self.rollout_steps})"
             )
+        if self.num_sequences % self.num_minibatches:
+            raise ValueError(
+                f"mappo: num_minibatches ({self.num_minibatches}) must divide the number of "
+                f"training sequences, num_envs x rollout_steps / chunk_length ({self.num_sequences})"
+            )
+        if self.recurrent and self.gru_size < 1:
+            raise ValueError(f"mappo: gru_size must be >= 1, got {self.gru_size}")
         for name in ("actor_lr", "critic_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"mappo: {name} must be > 0, got {getattr(self, name)}")
@@ -116,6 +133,15 @@ class Config:
         """Environment steps (of all agents at once) collected per iteration."""
         return self.num_envs * self.rollout_steps
 
+    @property
+    def chunk_len(self) -> int:
+        return self.chunk_length or self.rollout_steps
+
+    @property
+    def num_sequences(self) -> int:
+        """Training sequences per batch: every env's rollout cut into chunks."""
+        return self.num_envs * (self.rollout_steps // max(self.chunk_len, 1))
+
 
 class Params(NamedTuple):
     actor: Any
@@ -130,6 +156,9 @@ class LearnerState(NamedTuple):
     env_state: Any  # [B] batched environment state
     obs: jax.Array  # [B, N, obs_dim]
     alive: jax.Array  # [B, N] whether each agent acts at obs
+    first: jax.Array  # [B] whether obs starts an episode (recurrent state restarts)
+    actor_h: jax.Array  # [B, N, gru_size] (size 0 when feed-forward)
+    critic_h: jax.Array  # [B, N, gru_size]
     key: jax.Array
     update_step: jax.Array
 
@@ -148,6 +177,9 @@ class Transition(NamedTuple):
     terminated: jax.Array  # [B]
     done: jax.Array  # [B]
     alive: jax.Array  # [B, N]
+    first: jax.Array  # [B] obs starts an episode
+    actor_h: jax.Array  # [B, N, H] hidden states entering this step
+    critic_h: jax.Array  # [B, N, H]
 
 
 class Trainer(NamedTuple):
@@ -227,11 +259,16 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     n = env.num_agents
     discrete = env.discrete
     space = env.action_space
-    if discrete:
-        actor = CategoricalPolicy(space.n, config.hidden, config.activation, config.layer_norm_input)
+    net = (config.hidden, config.activation, config.layer_norm_input)
+    if config.recurrent:
+        rnet = (config.hidden, config.gru_size, config.activation, config.layer_norm_input)
+        actor = (RecurrentCategoricalPolicy(space.n, *rnet) if discrete
+                 else RecurrentGaussianPolicy(space.dim, *rnet))
+        critic = RecurrentValueNetwork(*rnet)
     else:
-        actor = GaussianPolicy(space.dim, config.hidden, config.activation, config.layer_norm_input)
-    critic = ValueNetwork(config.hidden, config.activation, config.layer_norm_input)
+        actor = CategoricalPolicy(space.n, *net) if discrete else GaussianPolicy(space.dim, *net)
+        critic = ValueNetwork(*net)
+    hidden_size = config.gru_size if config.recurrent else 0
 
     def actor_input(obs):  # [..., N, obs_dim] -> [..., N, obs_dim + N]
         return jnp.concatenate([obs, one_hot_ids(n, obs.shape[:-2])], axis=-1)
@@ -255,9 +292,24 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                 x = jnp.concatenate([x, obs], axis=-1)
         return jnp.concatenate([x, one_hot_ids(n, batch)], axis=-1)
 
-    def policy(actor_params, obs, avail):
-        """The action distribution's parameters for ``obs [..., N, obs_dim]``."""
-        out = actor.apply(actor_params, actor_input(obs))
+    def step_network(network, params, h, x, first):
+        """One time step of a network: ``(h, x [..., N, d], first [..., N]) -> (h, out)``."""
+        if config.recurrent:
+            return network.apply(params, h, x, first)
+        return h, network.apply(params, x)
+
+    def unroll_network(network, params, h0, x, first):
+        """A sequence ``x [L, ..., N, d]`` from hidden state ``h0``; restarts where ``first``.
+        Feed-forward networks take the whole sequence as one batch."""
+        if not config.recurrent:
+            return network.apply(params, x)
+        _, out = jax.lax.scan(lambda h, xf: network.apply(params, h, *xf), h0, (x, first))
+        return out
+
+    def agents_first(first, obs):  # [...] -> [..., N]
+        return jnp.broadcast_to(first[..., None], obs.shape[:-1])
+
+    def masked(out, avail):
         return dist.masked_logits(out, avail) if discrete else out
 
     def sample(key, pi, deterministic=False):
@@ -300,9 +352,17 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     def init(key) -> LearnerState:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
         obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
-        gs = state_of(env_state)
-        actor_params = actor.init(k_actor, actor_input(obs[0]))
-        critic_params = critic.init(k_critic, critic_input(obs[0], gs[0]))
+        cs = state_of(env_state)
+        h = jnp.zeros((config.num_envs, n, hidden_size))
+        first = jnp.ones(config.num_envs, bool)
+        actor_args = (actor_input(obs), agents_first(first, obs))
+        critic_args = (critic_input(obs, cs), agents_first(first, obs))
+        if config.recurrent:
+            actor_params = actor.init(k_actor, h, *actor_args)
+            critic_params = critic.init(k_critic, h, *critic_args)
+        else:
+            actor_params = actor.init(k_actor, actor_args[0])
+            critic_params = critic.init(k_critic, critic_args[0])
         return LearnerState(
             params=Params(actor_params, critic_params),
             actor_opt=actor_tx.init(actor_params),
@@ -311,41 +371,48 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             env_state=env_state,
             obs=obs,
             alive=jnp.ones((config.num_envs, n), bool),
+            first=first,
+            actor_h=h,
+            critic_h=h,
             key=key,
             update_step=jnp.int32(0),
         )
 
-    def values(critic_params, norm, obs, cs):
-        """De-normalised V for ``obs [..., N, obs_dim]``."""
-        v = critic.apply(critic_params, critic_input(obs, cs))
+    def denormalized(norm, v):
         return v if config.value_norm == "none" else valuenorm.denormalize(norm, v)
 
     def rollout(ls: LearnerState):
-        def env_step(carry, _):
-            env_state, obs, alive, key = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            avail = avail_of(env_state)
-            cs = state_of(env_state)
-            pi = policy(ls.params.actor, obs, avail)
-            action, log_prob = sample(k_act, pi)
-            value = values(ls.params.critic, ls.value_norm, obs, cs)
+        params = ls.params
+
+        def env_step(ls: LearnerState, _):
+            key, k_act, k_env = jax.random.split(ls.key, 3)
+            obs, first = ls.obs, agents_first(ls.first, ls.obs)
+            avail = avail_of(ls.env_state)
+            cs = state_of(ls.env_state)
+            actor_h, out = step_network(actor, params.actor, ls.actor_h, actor_input(obs), first)
+            action, log_prob = sample(k_act, masked(out, avail))
+            critic_h, v = step_network(critic, params.critic, ls.critic_h, critic_input(obs, cs), first)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(k_env, config.num_envs), env_state, env_action(action)
+                jax.random.split(k_env, config.num_envs), ls.env_state, env_action(action)
             )
             done = terminated | truncated
+            # V(s_{t+1}) of this episode: one more critic step from the new hidden state.
             final_cs = final_state_of(info["final_state"], info["final_global_state"])
-            next_value = values(ls.params.critic, ls.value_norm, info["final_obs"], final_cs)
+            _, v_next = step_network(critic, params.critic, critic_h,
+                                     critic_input(info["final_obs"], final_cs), jnp.zeros_like(first))
             transition = Transition(
-                obs, cs, avail, action, log_prob, value, next_value,
-                reward, terminated, done, alive,
+                obs, cs, avail, action, log_prob, denormalized(ls.value_norm, v),
+                denormalized(ls.value_norm, v_next), reward, terminated, done, ls.alive,
+                ls.first, ls.actor_h, ls.critic_h,
             )
-            next_alive = jnp.where(done[:, None], True, info["alive"].astype(bool))
+            ls = ls._replace(
+                env_state=env_state, obs=next_obs, first=done, actor_h=actor_h, critic_h=critic_h,
+                alive=jnp.where(done[:, None], True, info["alive"].astype(bool)), key=key,
+            )
             episode_info = {"episode_done": info["episode_done"], "episode": info["episode"]}
-            return (env_state, next_obs, next_alive, key), (transition, episode_info)
+            return ls, (transition, episode_info)
 
-        carry = (ls.env_state, ls.obs, ls.alive, ls.key)
-        carry, (traj, info) = jax.lax.scan(env_step, carry, None, config.rollout_steps)
-        return carry, traj, info
+        return jax.lax.scan(env_step, ls, None, config.rollout_steps)
 
     def learn(ls: LearnerState, traj: Transition, key):
         advantage, target = generalized_advantage_estimate(
@@ -369,11 +436,21 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         if config.normalize_advantages:
             advantage = normalize_advantages(advantage, mask)
 
-        batch = (traj, advantage, target, old_value)
+        # Cut [T, B] into C chunks of L steps: [L, C * B] independent training sequences.
+        length = config.chunk_len
+        chunks = config.rollout_steps // length
+
+        def to_sequences(x):
+            x = jnp.swapaxes(x.reshape(chunks, length, *x.shape[1:]), 0, 1)  # [L, C, B, ...]
+            return x.reshape(length, chunks * x.shape[2], *x.shape[3:])
+
+        batch = jax.tree.map(to_sequences, (traj, advantage, target, old_value))
 
         def actor_loss(actor_params, mb):
-            tr, adv, _, _ = mb
-            log_prob, entropy = log_prob_and_entropy(policy(actor_params, tr.obs, tr.avail), tr.action)
+            tr, adv, _, _ = mb  # [L, S, ...]
+            out = unroll_network(actor, actor_params, tr.actor_h[0], actor_input(tr.obs),
+                                 agents_first(tr.first, tr.obs))
+            log_prob, entropy = log_prob_and_entropy(masked(out, tr.avail), tr.action)
             surrogate = clipped_surrogate_objective(log_prob, tr.log_prob, adv, config.clip_eps, tr.alive)
             entropy = masked_mean(entropy, tr.alive)
             approx_kl = masked_mean(tr.log_prob - log_prob, tr.alive)
@@ -381,7 +458,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         def critic_loss(critic_params, mb):
             tr, _, tgt, old_v = mb
-            v = critic.apply(critic_params, critic_input(tr.obs, tr.critic_state))
+            v = unroll_network(critic, critic_params, tr.critic_h[0],
+                               critic_input(tr.obs, tr.critic_state), agents_first(tr.first, tr.obs))
             return clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
 
         def minibatch_step(carry, mb):
@@ -399,14 +477,15 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             return (actor_params, critic_params, actor_opt, critic_opt), stats
 
         def epoch(carry, key):
-            # Shuffle whole env trajectories into minibatches: [T, B] -> [M, T, B/M].
-            perm = jax.random.permutation(key, config.num_envs)
-            minibatches = jax.tree.map(
-                lambda x: jnp.swapaxes(
-                    x[:, perm].reshape(x.shape[0], config.num_minibatches, -1, *x.shape[2:]), 0, 1
-                ),
-                batch,
-            )
+            # Shuffle whole sequences into minibatches: [L, S] -> [M, L, S/M].
+            perm = jax.random.permutation(key, config.num_sequences)
+            per_minibatch = config.num_sequences // config.num_minibatches
+
+            def split(x):
+                x = x[:, perm].reshape(length, config.num_minibatches, per_minibatch, *x.shape[2:])
+                return jnp.swapaxes(x, 0, 1)
+
+            minibatches = jax.tree.map(split, batch)
             return jax.lax.scan(minibatch_step, carry, minibatches)
 
         carry = (ls.params.actor, critic_params, ls.actor_opt, ls.critic_opt)
@@ -421,10 +500,9 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         ), stats
 
     def update(ls: LearnerState):
-        (env_state, obs, alive, key), traj, info = rollout(ls)
-        key, k_learn = jax.random.split(key)
-        ls = ls._replace(env_state=env_state, obs=obs, alive=alive, key=key)
-        ls, stats = learn(ls, traj, k_learn)
+        ls, (traj, info) = rollout(ls)
+        key, k_learn = jax.random.split(ls.key)
+        ls, stats = learn(ls._replace(key=key), traj, k_learn)
         ls = ls._replace(update_step=ls.update_step + 1)
         metrics = {
             "episode_sums": episode_sums(info, env.teams, env.team_names, env.metrics),
@@ -434,13 +512,17 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def act(params: Params, obs, carry, key, deterministic=False, avail=None):
         """Decentralised execution: each agent acts on its own observation ``obs [N, obs_dim]``
-        (with any leading batch axes). Returns (env actions, carry)."""
+        (with any leading batch axes) and its own hidden state ``carry [..., N, H]`` (from
+        ``init_carry`` at an episode's start). Returns (env actions, carry)."""
         if avail is None:
             avail = jnp.ones((*obs.shape[:-1], env.action_dim), bool)
-        action, _ = sample(key, policy(params.actor, obs, avail), deterministic)
+        no_restart = jnp.zeros(obs.shape[:-1], bool)
+        carry, out = step_network(actor, params.actor, carry, actor_input(obs), no_restart)
+        action, _ = sample(key, masked(out, avail), deterministic)
         return env_action(action), carry
 
     def init_carry(batch_shape=()):
-        return None  # feed-forward actor: no recurrent state
+        """The actor's hidden state at an episode's start (size 0 when feed-forward)."""
+        return jnp.zeros((*batch_shape, n, hidden_size))
 
     return Trainer(config, env, init, update, act, init_carry, config.steps_per_update)

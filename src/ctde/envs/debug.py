@@ -6,6 +6,9 @@ well the agents' actions match their cues: discrete, the fraction of agents choo
 their cue; continuous, minus the mean squared distance. A random policy scores
 ``1/num_actions`` per step (discrete); a perfect one 1 per step (0 continuous). The
 optimum is reachable from local observations alone, so it isolates the learner.
+
+With ``delay = k > 0`` the action must match the cue shown ``k`` steps earlier, so only
+a learner with memory (a recurrent actor) beats chance.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from ctde.envs.core import Box, Discrete, MultiAgentEnv
 
 @struct.dataclass
 class IdentityState:
-    cue: jax.Array  # [N] int (discrete) or [N, d] float (continuous)
+    cue: jax.Array  # [delay + 1, N] (discrete) or [delay + 1, N, d]: oldest (the target) first
     t: jax.Array
 
 
 class Identity(MultiAgentEnv):
     def __init__(self, num_agents: int = 2, num_actions: int = 4, max_steps: int = 10,
-                 continuous_actions: bool = False):
-        if num_agents < 1 or num_actions < 2 or max_steps < 1:
-            raise ValueError("identity: needs num_agents >= 1, num_actions >= 2, max_steps >= 1")
+                 continuous_actions: bool = False, delay: int = 0):
+        if num_agents < 1 or num_actions < 2 or max_steps < 1 or delay < 0:
+            raise ValueError(
+                "identity: needs num_agents >= 1, num_actions >= 2, max_steps >= 1, delay >= 0")
+        self.delay = delay
         self.name = "identity"
         self.num_agents = num_agents
         self.continuous = continuous_actions
@@ -45,10 +50,11 @@ class Identity(MultiAgentEnv):
         self.teams = np.zeros(num_agents, np.int32)
         self.metrics = {"accuracy": "mean"}
 
-    def _cue(self, key):
+    def _cue(self, key, steps=()):
         if self.continuous:
-            return jax.random.uniform(key, (self.num_agents, self.num_actions), minval=-1, maxval=1)
-        return jax.random.randint(key, (self.num_agents,), 0, self.num_actions)
+            shape = (*steps, self.num_agents, self.num_actions)
+            return jax.random.uniform(key, shape, minval=-1, maxval=1)
+        return jax.random.randint(key, (*steps, self.num_agents), 0, self.num_actions)
 
     def _cue_features(self, cue):
         if self.continuous:
@@ -57,28 +63,30 @@ class Identity(MultiAgentEnv):
 
     def _obs(self, state):
         time = jnp.full((self.num_agents, 1), state.t / self.max_steps)
-        return jnp.concatenate([self._cue_features(state.cue), time], axis=-1)
+        return jnp.concatenate([self._cue_features(state.cue[-1]), time], axis=-1)
 
     def reset(self, key):
-        state = IdentityState(cue=self._cue(key), t=jnp.int32(0))
+        state = IdentityState(cue=self._cue(key, (self.delay + 1,)), t=jnp.int32(0))
         return self._obs(state), state
 
     def step(self, key, state, actions):
+        target = state.cue[0]  # the cue shown `delay` steps ago
         if self.continuous:
-            error = jnp.mean((actions - state.cue) ** 2, axis=-1)
+            error = jnp.mean((actions - target) ** 2, axis=-1)
             score = -error.mean()
             accuracy = jnp.mean(error < 0.01)
         else:
-            accuracy = jnp.mean(actions == state.cue)
+            accuracy = jnp.mean(actions == target)
             score = accuracy
-        new = IdentityState(cue=self._cue(key), t=state.t + 1)
+        cues = jnp.concatenate([state.cue[1:], self._cue(key)[None]], axis=0)
+        new = IdentityState(cue=cues, t=state.t + 1)
         reward = jnp.full((self.num_agents,), score, jnp.float32)
         truncated = new.t >= self.max_steps
         info = {"alive": jnp.ones(self.num_agents, bool), "accuracy": accuracy}
         return self._obs(new), new, reward, jnp.bool_(False), truncated, info
 
     def global_state(self, state):
-        cue = self._cue_features(state.cue).reshape(-1)
+        cue = self._cue_features(state.cue[-1]).reshape(-1)
         return jnp.concatenate([cue, jnp.array([state.t / self.max_steps])])
 
 

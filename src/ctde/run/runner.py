@@ -392,6 +392,7 @@ def play(trainer, params, episodes: int, key, deterministic: bool = True) -> lis
         states.append(info["final_state"])
         if bool(info["episode_done"]):
             finished += 1
+            carry = trainer.init_carry()  # a new episode: recurrent actors start afresh
             if finished < episodes:
                 states.append(state.env_state)
     return states

@@ -89,3 +89,68 @@ class ValueNetwork(nn.Module):
 def one_hot_ids(num_agents: int, batch_shape=()) -> jnp.ndarray:
     """Agent-id one-hots ``[*batch_shape, N, N]`` (appended to shared-network inputs)."""
     return jnp.broadcast_to(jnp.eye(num_agents), (*batch_shape, num_agents, num_agents))
+
+
+# --- recurrent networks: one step at a time, (carry, x, first) -> (carry, out) -----------
+
+
+class GRUTorso(nn.Module):
+    """An MLP encoder followed by a GRU cell. The carry ``[..., gru_size]`` restarts
+    from zeros where ``first`` (the observation starts an episode)."""
+
+    hidden: Sequence[int]
+    gru_size: int
+    activation: str = "relu"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, carry, x, first):
+        x = MLP(self.hidden, self.activation, self.layer_norm_input)(x)
+        carry = jnp.where(first[..., None], 0.0, carry)
+        return nn.GRUCell(self.gru_size, name="gru")(carry, x)
+
+
+class RecurrentCategoricalPolicy(nn.Module):
+    num_actions: int
+    hidden: Sequence[int] = (64,)
+    gru_size: int = 64
+    activation: str = "relu"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, carry, obs, first):
+        carry, y = GRUTorso(self.hidden, self.gru_size, self.activation, self.layer_norm_input)(
+            carry, obs, first)
+        return carry, dense(self.num_actions, gain=0.01, name="logits")(y)
+
+
+class RecurrentGaussianPolicy(nn.Module):
+    action_dim: int
+    hidden: Sequence[int] = (64,)
+    gru_size: int = 64
+    activation: str = "relu"
+    layer_norm_input: bool = False
+    init_log_std: float = -0.5
+
+    @nn.compact
+    def __call__(self, carry, obs, first):
+        carry, y = GRUTorso(self.hidden, self.gru_size, self.activation, self.layer_norm_input)(
+            carry, obs, first)
+        mean = dense(self.action_dim, gain=0.01, name="mean")(y)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
+        return carry, (mean, log_std)
+
+
+class RecurrentValueNetwork(nn.Module):
+    hidden: Sequence[int] = (64,)
+    gru_size: int = 64
+    activation: str = "relu"
+    layer_norm_input: bool = False
+
+    @nn.compact
+    def __call__(self, carry, x, first):
+        carry, y = GRUTorso(self.hidden, self.gru_size, self.activation, self.layer_norm_input)(
+            carry, x, first)
+        return carry, dense(1, gain=1.0, name="value_head")(y)[..., 0]
