@@ -125,15 +125,23 @@ from jaxmarl import make
 name, batch, steps, continuous = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 env = make(name, action_type="Continuous" if continuous else "Discrete")
 agents = env.agents
+spaces = [env.action_space(a) for a in agents]
+def actions(key):
+    out = {}
+    for a, s, k in zip(agents, spaces, jax.random.split(key, len(agents))):
+        if continuous:
+            out[a] = jax.random.uniform(k, (batch,) + tuple(s.shape), minval=s.low, maxval=s.high)
+        else:
+            out[a] = (jax.random.uniform(k, (batch,)) * s.n).astype(jnp.int32)
+    return out
 def rollout(key):
     obs, state = jax.vmap(env.reset)(jax.random.split(key, batch))
     def body(carry, key):
         state, total = carry
-        keys = jax.random.split(key, len(agents) + 1)
-        acts = {a: jax.vmap(env.action_space(a).sample)(jax.random.split(k, batch))
-                for a, k in zip(agents, keys[1:])}
-        obs, state, rew, dones, info = jax.vmap(env.step)(jax.random.split(keys[0], batch), state, acts)
-        return (state, total + sum(jnp.sum(r) for r in rew.values())), None
+        obs, state, rew, dones, info = jax.vmap(env.step_env, in_axes=(None, 0, 0))(
+            key, state, actions(key))
+        return (state, total + sum(jnp.sum(r) for r in rew.values())
+                + sum(jnp.sum(o[:, 0]) for o in obs.values())), None
     (state, total), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(key, steps))
     return total
 run = jax.jit(rollout)
@@ -148,8 +156,8 @@ print(json.dumps({"rate": batch * steps / best, "compile": c, "jax": jax.__versi
 
 def measure_jaxmarl(python: str, name: str, batch: int, target_steps: int, continuous: bool):
     """JaxMARL's version of the same rollout in its own interpreter (it pins its own
-    jax); ``None`` when it fails. JaxMARL's random actions use one key per agent and env,
-    as its API requires."""
+    jax); ``None`` when it fails. Like ours: the raw step (``step_env``, no auto-reset),
+    one shared step key, cheap uniform random actions."""
     steps = max(50, target_steps // batch)
     cmd = [python, "-c", JAXMARL_SNIPPET, JAXMARL_NAMES[name], str(batch), str(steps),
            "1" if continuous else "0"]

@@ -75,15 +75,15 @@ def test_wrapper_equals_env():
     """Stepping through the wrapper gives the env's own rewards, obs and masks."""
     import jax
 
-    inner = make("simple_speaker_listener")
-    env = to_parallel_env(inner)
+    env = to_parallel_env("simple_speaker_listener")
     obs, infos = env.reset(seed=0)
-    reset, step = jax.jit(inner.reset), jax.jit(inner.step)
-    first, state = reset(jax.random.split(jax.random.key(0))[1])
+    # The wrapper's own jitted reset/step (compiled once), called with the same keys.
+    first, state, _ = env._reset(jax.random.split(jax.random.key(0))[1])
     np.testing.assert_allclose(obs["listener_0"], np.asarray(first)[1, :11])
     np.testing.assert_array_equal(infos["speaker_0"]["action_mask"], [1, 1, 1])
+    key = jax.random.split(jax.random.split(jax.random.key(0))[0])[1]
     out = env.step({"speaker_0": 1, "listener_0": 3})
-    ref = step(jax.random.key(0), state, np.array([1, 3]))
+    ref = env._step(key, state, np.array([1, 3], np.int32))
     np.testing.assert_allclose(out[0]["listener_0"], np.asarray(ref[0])[1, :11], atol=1e-6)
     assert out[1]["speaker_0"] == pytest.approx(float(ref[2][0]))
 

@@ -259,7 +259,7 @@ class MPEEnv(MultiAgentEnv):
             rgb = tuple(int(v) for v in np.clip(colors[i] * 230, 0, 255))
             outline = (0, 0, 0) if i < n else None
             canvas.circle(pos[i, 0], pos[i, 1], float(self.size[i]), rgb, outline=outline)
-        cell = 0.035 * extent
+        cell = min(0.06, 0.35 / max(self.dim_c, 1)) * extent
         for i in np.flatnonzero(~self.silent):
             x0 = pos[i, 0] - cell * self.dim_c / 2
             y0 = pos[i, 1] + self.size[i] + 0.4 * cell
