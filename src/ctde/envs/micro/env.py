@@ -26,7 +26,7 @@ Observations, state, actions, available actions and rewards follow SMAC
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +42,6 @@ from ctde.envs.micro.units import ATTRIBUTES, LOOPS_PER_SECOND, UNITS, unit_type
 NOOP, STOP, MOVE_NORTH = 0, 1, 2
 N_FIXED_ACTIONS = 6
 MOVE_DIRECTIONS = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], np.float32)
-# Order kinds a unit follows during the sub-steps of one env step.
-_ORDER_NONE, _ORDER_STOP, _ORDER_MOVE, _ORDER_TARGET = 0, 1, 2, 3
 
 Variant = Literal["EP", "CL", "AS", "FP"]
 
@@ -66,7 +64,8 @@ class MicroConfig:
         state_last_action: add all agents' last actions to the global state.
         state_timestep: add the fraction of the episode elapsed to the global state.
         enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy in range,
-            like SC2's attack-move) or "focus" (attack the lowest health+shield in range).
+            like SC2's attack-move), "focus" (attack the lowest health+shield in weapon
+            range) or "stop" (hold position, firing only at what is in weapon range).
         enemy_noise: per unit and step, probability of a uniformly random available action
             instead of the scripted one (aim noise).
         enemy_reaction: per unit and step, probability of repeating the previous action
@@ -106,9 +105,9 @@ class MicroConfig:
     episode_limit: int | None = None
 
     def __post_init__(self):
-        if self.enemy_policy not in ("nearest", "focus"):
+        if self.enemy_policy not in ("nearest", "focus", "stop"):
             raise ValueError(
-                f"enemy_policy must be 'nearest' or 'focus', got {self.enemy_policy!r}"
+                f"enemy_policy must be 'nearest', 'focus' or 'stop', got {self.enemy_policy!r}"
             )
         for name in ("enemy_noise", "enemy_reaction"):
             value = getattr(self, name)
@@ -144,6 +143,27 @@ class MicroState:
     fired: jax.Array  # [U] int32: unit last fired at / healed during the last step, or -1
     avail: jax.Array  # [U, A_max] bool, available actions in this state (both sides)
     t: jax.Array  # [] int32 env steps so far
+
+
+class Orders(NamedTuple):
+    """What every unit does during the sub-steps of one env step."""
+
+    stop: jax.Array  # [U] bool: hold, fire at whatever comes in range
+    move: jax.Array  # [U] bool: walk toward ``goal``
+    target: jax.Array  # [U] bool: attack (or heal) ``target_index``
+    target_index: jax.Array  # [U] int
+    target_mask: jax.Array  # [U, U] bool one-hot of ``target_index`` (rows without: zero)
+    goal: jax.Array  # [U, 2]
+
+
+class PairConstants(NamedTuple):
+    """Unit-pair constants for the sub-step (numpy)."""
+
+    index: np.ndarray  # [U] int32
+    radius_sum: np.ndarray  # [U, U]
+    collide: np.ndarray  # [U, U] both collide, i != j
+    tie: np.ndarray  # [U, U] x-direction separating coincident units (y: 0)
+    tie_break: np.ndarray  # [U] tiny offsets that make nearest-target choices unique
 
 
 @struct.dataclass
@@ -215,8 +235,10 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
     usable = np.where(is_healer[:, None], can_heal, can_attack)
     target_ok = (k < n_side[side][:, None]) & np.take_along_axis(usable, target_index, 1)
 
+    # SMAC's unit-type one-hot, only where a team mixes types (else the side implies it).
     names = [n for n in UNITS if n in set(types)]  # canonical order of the unit table
-    type_bits = len(names) if len(names) > 1 else 0
+    mixed = len(set(types[:n_allies])) > 1 or len(set(types[n_allies:])) > 1
+    type_bits = len(names) if mixed else 0
     type_onehot = np.zeros((u, type_bits), np.float32)
     if type_bits:
         type_onehot[np.arange(u), [names.index(t) for t in types]] = 1.0
@@ -239,13 +261,14 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
 
 
 def _formation(types: list[str], center, facing: float, jitter_room: float) -> np.ndarray:
-    """Start positions of one team: columns of up to 5 units, shortest range in front."""
+    """Start positions of one team: columns of up to 5 units, facing the other team."""
     rows = [unit_type(t) for t in types]
     n = len(rows)
     spacing = 2 * max(r.radius for r in rows) + 0.4 + jitter_room
     n_cols = -(-n // 5)
     per_col = -(-n // n_cols)
-    order = sorted(range(n), key=lambda i: rows[i].range)  # melee in front
+    # Melee in front, longer range behind, medivacs last.
+    order = sorted(range(n), key=lambda i: rows[i].range if rows[i].is_combat else np.inf)
     pos = np.zeros((n, 2), np.float32)
     for slot, i in enumerate(order):
         c, r = divmod(slot, per_col)
@@ -299,6 +322,18 @@ class MicroEnv(MultiAgentEnv):
             _formation(self.enemy_types, enemy_c, -1.0, room),
         ])
         self._dt = cfg.step_mul / LOOPS_PER_SECOND / cfg.substeps
+        t = self.unit_table
+        u = self.num_units
+        index = np.arange(u, dtype=np.int32)
+        self._pairs = PairConstants(
+            index=index,
+            radius_sum=(t.radius[:, None] + t.radius[None, :]).astype(np.float32),
+            collide=t.collides[:, None] & t.collides[None, :] & ~np.eye(u, dtype=bool),
+            tie=np.sign(index[:, None] - index[None, :]).astype(np.float32),
+            tie_break=(1e-5 * index).astype(np.float32),
+        )
+        # Jitted once per env, so un-jitted callers do not recompile the loop every step.
+        self._simulate = jax.jit(self._simulate_substeps)
         p = self.unit_table
         self.max_reward = float(
             m * cfg.reward_death_value + cfg.reward_win
@@ -374,9 +409,7 @@ class MicroEnv(MultiAgentEnv):
             delays = p.delay_low + (p.delay_high - p.delay_low) * u
         else:
             delays = jnp.zeros((cfg.substeps, self.num_units))
-        state = jax.lax.fori_loop(
-            0, cfg.substeps, lambda i, s: self._substep(s, orders, delays[i]), state
-        )
+        state = self._simulate(state, orders, delays)
         state = self.refresh(state.replace(last_actions=all_actions, t=state.t + 1))
 
         # Outcome: a side without a living combat unit has lost (SMAC: only medivacs left).
@@ -391,6 +424,7 @@ class MicroEnv(MultiAgentEnv):
         info = {
             "alive": state.alive[:n],
             "won": won.astype(jnp.float32),
+            "lost": lost.astype(jnp.float32),
             "dead_allies": jnp.sum(~state.alive[:n]).astype(jnp.float32),
             "dead_enemies": jnp.sum(~state.alive[n:]).astype(jnp.float32),
         }
@@ -444,52 +478,68 @@ class MicroEnv(MultiAgentEnv):
         ok = ok & state.avail[jnp.arange(self.num_units), safe]
         return jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
 
-    def _orders(self, state: MicroState, actions):
+    def _orders(self, state: MicroState, actions) -> Orders:
         p, cfg = self.params, self.config
-        kind = jnp.select(
-            [actions == NOOP, actions == STOP, actions < N_FIXED_ACTIONS],
-            [_ORDER_NONE, _ORDER_STOP, _ORDER_MOVE], _ORDER_TARGET,
-        )
-        direction = jnp.asarray(MOVE_DIRECTIONS)[jnp.clip(actions - MOVE_NORTH, 0, 3)]
-        goal = state.pos + cfg.move_amount * direction
-        k = jnp.clip(actions - N_FIXED_ACTIONS, 0, p.target_index.shape[1] - 1)
-        target = p.target_index[jnp.arange(self.num_units), k]
-        return kind, target, goal
-
-    def _substep(self, s: MicroState, orders, delay) -> MicroState:
-        p, dt = self.params, self._dt
-        kind, ordered, goal = orders
         u = self.num_units
-        idx = jnp.arange(u)
-        diff, dist = pairwise(s.pos)
-        edge = dist - p.radius[:, None] - p.radius[None, :]
+        direction = jnp.asarray(MOVE_DIRECTIONS)[jnp.clip(actions - MOVE_NORTH, 0, 3)]
+        k = jnp.clip(actions - N_FIXED_ACTIONS, 0, p.target_index.shape[1] - 1)
+        target = p.target_index[jnp.arange(u), k]
+        is_target = actions >= N_FIXED_ACTIONS
+        return Orders(
+            stop=actions == STOP,
+            move=(actions >= MOVE_NORTH) & ~is_target,
+            target=is_target,
+            target_index=target,
+            target_mask=is_target[:, None] & (target[:, None] == jnp.arange(u)[None, :]),
+            goal=state.pos + cfg.move_amount * direction,
+        )
+
+    def _simulate_substeps(self, state: MicroState, orders: Orders, delays) -> MicroState:
+        def body(i, s):
+            return self._substep(s, orders, delays[i])
+
+        return jax.lax.fori_loop(0, self.config.substeps, body, state)
+
+    def _substep(self, s: MicroState, orders: Orders, delay) -> MicroState:
+        """One sub-step for all units. Targets are one-hot rows ``[U, U]`` (attacker x
+        target) and x/y are separate ``[U, U]`` planes: with a few dozen units, masked sums
+        over small planes vectorise far better than gathers or a trailing axis of 2."""
+        p, k, dt = self.params, self._pairs, self._dt
+        x, y = s.pos[:, 0], s.pos[:, 1]
+        dx, dy = x[:, None] - x[None, :], y[:, None] - y[None, :]  # [U, U] self - other
+        dist = jnp.sqrt(dx * dx + dy * dy + 1e-12)
+        in_reach = dist - k.radius_sum <= p.reach[:, None]  # edge-to-edge range
+        alive_t = s.alive[None, :]
         cooldown = jnp.maximum(s.cooldown - dt, 0.0)
         damaged = s.health < p.health_max - 1e-4
 
-        # Targets: the ordered one while it lives, else auto-acquire the nearest in reach.
-        ordered_live = (kind == _ORDER_TARGET) & s.alive[ordered]
-        idle = (kind == _ORDER_STOP) | ((kind == _ORDER_TARGET) & ~ordered_live)
-        cand = (p.can_attack | (p.can_heal & damaged[None, :])) & s.alive[None, :]
-        cand = cand & (edge <= p.reach[:, None])
-        auto = jnp.argmin(jnp.where(cand, dist, jnp.inf), 1)
-        target = jnp.where(ordered_live, ordered, jnp.where(idle & jnp.any(cand, 1), auto, -1))
-        tc = jnp.maximum(target, 0)
-        engaged = s.alive & (target >= 0) & (edge[idx, tc] <= p.reach)
+        # Targets: the ordered one while it lives, else auto-acquire the nearest in reach
+        # (a tiny per-unit offset makes the nearest unique).
+        ordered_alive = jnp.any(orders.target_mask & alive_t, 1)
+        ordered_live = orders.target & ordered_alive
+        idle = orders.stop | (orders.target & ~ordered_alive)
+        cand = (p.can_attack | (p.can_heal & damaged[None, :])) & alive_t & in_reach
+        score = jnp.where(cand, dist + k.tie_break, jnp.inf)
+        auto_mask = cand & (score <= jnp.min(score, 1, keepdims=True)) & idle[:, None]
+        aim = jnp.where(ordered_live[:, None], orders.target_mask, auto_mask)
+        aim_f = aim.astype(jnp.float32)
+        engaged = s.alive & jnp.any(aim & in_reach, 1)
         fire = engaged & p.is_combat & (cooldown <= 1e-6)
-        heal = engaged & p.is_healer & damaged[tc] & (s.energy > 0)
+        heal = engaged & p.is_healer & jnp.any(aim & damaged[None, :], 1) & (s.energy > 0)
 
         # Damage and healing land simultaneously.
-        onehot = (tc[:, None] == idx[None, :]).astype(jnp.float32)  # [attacker, target]
-        hit = onehot * fire[:, None]
+        hit = aim_f * fire[:, None]
         raw = jnp.sum(hit * p.raw_damage, 0)
         armoured = jnp.sum(hit * p.armoured_damage, 0)
         absorbed = jnp.minimum(s.shield, raw)
         # Share of the attack that passes the shield, with armour per hit (exact when
         # shields are up or down; proportional when one volley breaks them).
         to_health = armoured * (raw - absorbed) / jnp.maximum(raw, 1e-6)
-        heal_amount = jnp.where(heal, jnp.minimum(p.heal_rate * dt, s.energy / jnp.maximum(
-            p.heal_cost, 1e-6)), 0.0)
-        healed = jnp.sum(onehot * heal_amount[:, None], 0)
+        missing = jnp.sum(aim_f * (p.health_max - s.health)[None, :], 1)
+        affordable = s.energy / jnp.maximum(p.heal_cost, 1e-6)
+        heal_amount = jnp.where(heal, jnp.minimum(jnp.minimum(p.heal_rate * dt, affordable),
+                                                  missing), 0.0)
+        healed = jnp.sum(aim_f * heal_amount[:, None], 0)
         health = jnp.clip(s.health - to_health + healed, 0.0, p.health_max)
         alive = s.alive & (health > 0)
         shield_wait = jnp.where(raw > 0, p.shield_delay, jnp.maximum(s.shield_wait - dt, 0.0))
@@ -500,22 +550,24 @@ class MicroEnv(MultiAgentEnv):
                           p.energy_max)
 
         # Movement toward the move goal or an out-of-range target, then separation.
-        moving = s.alive & ((kind == _ORDER_MOVE) | (ordered_live & ~engaged))
-        dest = jnp.where((kind == _ORDER_MOVE)[:, None], goal, s.pos[tc])
-        delta = dest - s.pos
-        length = jnp.sqrt(jnp.sum(delta * delta, -1) + 1e-12)
-        stride = jnp.minimum(p.speed * dt, length) * moving
-        step = delta * (stride / length)[:, None]
-        touching = p.collides[:, None] & p.collides[None, :] & (s.alive[:, None] & s.alive[None, :])
-        overlap = jnp.maximum(p.radius[:, None] + p.radius[None, :] - dist, 0.0) * touching
-        overlap = overlap * (1.0 - jnp.eye(u))
-        # Coincident units separate along x, by index (a fixed tie-break).
-        tie = jnp.sign(idx[:, None] - idx[None, :]).astype(jnp.float32)[..., None] * jnp.array(
-            [1.0, 0.0])
-        away = jnp.where((dist > 1e-5)[..., None], diff / dist[..., None], tie)
-        push = 0.5 * jnp.sum(overlap[..., None] * away, 1)
-        pos = self._clamp(s.pos + step + push * s.alive[:, None])
+        moving = s.alive & (orders.move | (ordered_live & ~engaged))
+        go_x = jnp.where(orders.move, orders.goal[:, 0] - x, -jnp.sum(aim_f * dx, 1))
+        go_y = jnp.where(orders.move, orders.goal[:, 1] - y, -jnp.sum(aim_f * dy, 1))
+        length = jnp.sqrt(go_x * go_x + go_y * go_y + 1e-12)
+        stride = jnp.minimum(p.speed * dt, length) * moving / length
+        touching = k.collide & (s.alive[:, None] & alive_t)
+        overlap = jnp.maximum(k.radius_sum - dist, 0.0) * touching
+        # Each of an overlapping pair moves half the overlap apart; coincident units
+        # separate along x, by index (a fixed tie-break).
+        apart = dist > 1e-5
+        half = 0.5 * overlap / dist
+        push_x = jnp.sum(jnp.where(apart, half * dx, 0.5 * overlap * k.tie), 1)
+        push_y = jnp.sum(jnp.where(apart, half * dy, 0.0), 1)
+        live = s.alive.astype(jnp.float32)
+        pos = jnp.stack([x + stride * go_x + push_x * live, y + stride * go_y + push_y * live], 1)
+        pos = self._clamp(pos)
 
+        target = jnp.sum(aim * k.index[None, :], 1)
         return s.replace(
             pos=pos,
             health=health * alive,

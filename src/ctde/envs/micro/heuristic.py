@@ -12,6 +12,9 @@ images. Per unit and step:
 - a medivac heals the available ally with the lowest health fraction, otherwise follows
   the nearest fighting ally.
 
+Mode ``stop`` holds every unit in place (it still fires at enemies in weapon range): a
+static opponent for tests and drills.
+
 Difficulty knobs: ``noise`` (probability of a uniformly random available action: aim
 noise) and ``reaction`` (probability of repeating the previous action: reaction delay).
 """
@@ -31,7 +34,7 @@ from ctde.envs.micro.env import (
     pairwise,
 )
 
-MODES = ("nearest", "focus")
+MODES = ("nearest", "focus", "stop")
 
 
 def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: int | None = None,
@@ -45,6 +48,8 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
         raise ValueError(f"unknown scripted mode {mode!r}: use one of {MODES}")
     p = env.params
     u = env.num_units
+    if mode == "stop":  # hold position; SC2 units still fire at enemies in weapon range
+        return jnp.where(state.alive, STOP, NOOP).astype(jnp.int32)
     avail = state.avail
     _, dist = pairwise(state.pos)
     tgt = p.target_index  # [U, K]
@@ -97,3 +102,4 @@ def heuristic_actions(env, state: MicroState, key, mode: str = "focus",
     """Scripted actions ``[N]`` for the allies (the learning agents' side)."""
     return scripted_actions(env, state, key, mode, side=0, noise=noise,
                             reaction=reaction)[: env.num_agents]
+

@@ -23,7 +23,7 @@ def view(env) -> tuple[np.ndarray, float]:
     start = env._start_pos
     lo, hi = start.min(0), start.max(0)
     centre = (lo + hi) / 2
-    half = float(np.clip(np.max(hi - lo) / 2 + 6.0, 8.0, np.max(env.map_size) / 2))
+    half = float(np.clip(np.max(hi - lo) / 2 + 5.0, 8.0, np.max(env.map_size) / 2))
     return centre, half
 
 
@@ -66,7 +66,61 @@ def render_state(env, state, size: int = 400) -> np.ndarray:
         elif kind.range >= 1.0:
             canvas.circle(x, y, 0.35 * r, (255, 255, 255))
         width = max(2 * r, 1.0)
-        canvas.bar(x, y + r + 0.3, width, 0.22, health[i] / p.health_max[i], _HEALTH)
+        canvas.bar(x, y + r + 0.3, width, 0.25, health[i] / p.health_max[i], _HEALTH)
         if p.shield_max[i] > 0:
-            canvas.bar(x, y + r + 0.6, width, 0.22, shield[i] / p.shield_max[i], _SHIELD)
+            canvas.bar(x, y + r + 0.62, width, 0.25, shield[i] / p.shield_max[i], _SHIELD)
     return canvas.to_array()
+
+
+def record(env, steps: int = 40, seed: int = 0, allies: str = "random", size: int = 200):
+    """Frames of ``steps`` env steps (new episodes start as old ones end).
+
+    ``allies``: "random" (uniform available actions) or a scripted mode ("nearest",
+    "focus"); the enemy is the env's built-in scripted enemy.
+    """
+    import jax
+
+    from ctde.envs.micro.heuristic import heuristic_actions
+
+    def act(key, state):
+        if allies == "random":
+            return env.sample_actions(key, state)
+        return heuristic_actions(env, state, key, allies)
+
+    step, reset, act = jax.jit(env.step), jax.jit(env.reset), jax.jit(act)
+    key = jax.random.PRNGKey(seed)
+    key, k0 = jax.random.split(key)
+    _, state = reset(k0)
+    frames = [render_state(env, state, size)]
+    for _ in range(steps - 1):
+        key, k_act, k_step, k_reset = jax.random.split(key, 4)
+        _, state, _, terminated, truncated, _ = step(k_step, state, act(k_act, state))
+        frames.append(render_state(env, state, size))
+        if terminated or truncated:
+            _, state = reset(k_reset)
+    return frames
+
+
+def main(argv=None) -> None:
+    """``python -m ctde.envs.micro.render --scenario 3m --out micro_3m.gif``"""
+    import argparse
+
+    from ctde.envs import make
+    from ctde.envs.render import save_animation
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--scenario", default="3m")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--size", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allies", default="random", choices=("random", "nearest", "focus"))
+    parser.add_argument("--fps", type=int, default=6)
+    args = parser.parse_args(argv)
+    env = make(args.scenario)
+    frames = record(env, args.steps, args.seed, args.allies, args.size)
+    print(save_animation(frames, args.out, fps=args.fps))
+
+
+if __name__ == "__main__":
+    main()
