@@ -1,5 +1,7 @@
 """MAPPO: hand-worked loss values, value normalisation, learning, determinism, config errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,10 +62,16 @@ def test_popart_preserves_outputs():
     np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
 
 
-def train_identity(updates, key=0, **config):
+@functools.lru_cache
+def identity_trainer(**config):
+    """A trainer and its compiled update, built once per configuration."""
     env = make("identity", num_agents=3, num_actions=4)
     trainer = mappo.make_train(mappo.Config(num_envs=16, rollout_steps=10, **config), env)
-    update = jax.jit(trainer.update)
+    return trainer, jax.jit(trainer.update)
+
+
+def train_identity(updates, key=0, **config):
+    trainer, update = identity_trainer(**config)
     state = trainer.init(jax.random.PRNGKey(key))
     for _ in range(updates):
         state, metrics = update(state)
