@@ -245,3 +245,31 @@ def test_random_policy_return_matches_reference(mpe2_envs):
     se = np.hypot(ours.std() / np.sqrt(len(ours)), theirs.std() / np.sqrt(len(theirs)))
     assert abs(ours.mean() - theirs.mean()) < 4 * se
     assert -29 < ours.mean() < -23
+
+
+def test_env_constants_are_frozen():
+    env = make("simple_tag")
+    with pytest.raises(AttributeError, match="immutable"):
+        env.max_steps = 10
+    with pytest.raises(ValueError, match="read-only"):
+        env.size[0] = 1.0
+
+
+def test_physics_helpers_equal_plain_numpy():
+    from ctde.envs.mpe import physics
+    from ctde.envs.mpe.base import others_index
+
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    for axis in (0, 1, -1):
+        np.testing.assert_allclose(physics.small_sum(jnp.asarray(x), axis), x.sum(axis),
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(physics.small_min(jnp.asarray(x), axis), x.min(axis))
+    assert physics.small_sum(jnp.zeros((3, 0, 2)), 1).shape == (3, 2)
+    for n in (1, 2, 5):
+        v = np.arange(n * 2.0).reshape(n, 2)
+        np.testing.assert_array_equal(physics.others(jnp.asarray(v)), v[others_index(n)])
+    # nearest: closest first, cut or zero-padded to k slots.
+    vals = jnp.asarray([[[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]])
+    dist = jnp.asarray([[3.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(physics.nearest(vals, dist, 2), [[2, 2, 3, 3]])
+    np.testing.assert_array_equal(physics.nearest(vals, dist, 4), [[2, 2, 3, 3, 1, 1, 0, 0]])

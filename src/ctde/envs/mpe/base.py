@@ -107,6 +107,16 @@ class MPEEnv(MultiAgentEnv):
         self.obs_dim = max(self.obs_sizes)
         self.state_dim = int(jax.eval_shape(
             lambda k: self.global_state(self._reset_state(k)), jax.random.key(0)).shape[0])
+        # Constants stay constant: a compiled step has them baked in.
+        for value in vars(self).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"{self.name} is immutable; make a new env with other parameters")
+        object.__setattr__(self, name, value)
 
     # -- what a scenario writes -----------------------------------------------------
     def _reset_state(self, key: Array) -> MPEState:

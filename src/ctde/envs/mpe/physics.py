@@ -40,7 +40,8 @@ def small_sum(x: Array, axis: int = -1) -> Array:
     """Sum over a short static axis, as a chain of adds (see the speed note)."""
     size = x.shape[axis]
     if size == 0:
-        return jnp.zeros(jnp.delete(jnp.empty(x.shape), 0, axis).shape, x.dtype)
+        axis %= x.ndim
+        return jnp.zeros(x.shape[:axis] + x.shape[axis + 1:], x.dtype)
     out = _take(x, 0, axis)
     for k in range(1, size):
         out = out + _take(x, k, axis)
