@@ -194,8 +194,7 @@ class UnitParams:
     can_heal: np.ndarray  # [U, U]
     raw_damage: np.ndarray  # [U, U] damage per attack before shields/armour
     armoured_damage: np.ndarray  # [U, U] damage per attack to health after armour
-    target_index: np.ndarray  # [U, K] unit index of action 6+k
-    target_ok: np.ndarray  # [U, K] whether action 6+k can ever be used
+    target_select: np.ndarray  # [U, K, U] action 6+k of unit u names unit v (if usable)
     type_onehot: np.ndarray  # [U, type_bits]
 
 
@@ -234,6 +233,7 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
     target_index = offset[side][:, None] + np.minimum(k, n_side[side][:, None] - 1)
     usable = np.where(is_healer[:, None], can_heal, can_attack)
     target_ok = (k < n_side[side][:, None]) & np.take_along_axis(usable, target_index, 1)
+    target_select = target_ok[:, :, None] & (target_index[:, :, None] == np.arange(u))
 
     # SMAC's unit-type one-hot, only where a team mixes types (else the side implies it).
     names = [n for n in UNITS if n in set(types)]  # canonical order of the unit table
@@ -255,8 +255,8 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
         heal_cost=col("heal_cost"), energy0=col("energy"), energy_max=col("energy_max"),
         energy_regen=col("energy_regen"), shield_regen=col("shield_regen"),
         shield_delay=col("shield_delay"), can_attack=can_attack, can_heal=can_heal,
-        raw_damage=raw, armoured_damage=armoured, target_index=target_index.astype(np.int32),
-        target_ok=target_ok, type_onehot=type_onehot,
+        raw_damage=raw, armoured_damage=armoured, target_select=target_select,
+        type_onehot=type_onehot,
     )
 
 
@@ -276,6 +276,30 @@ def _formation(types: list[str], center, facing: float, jitter_room: float) -> n
         pos[i, 0] = center[0] + facing * ((n_cols - 1) / 2 - c) * spacing
         pos[i, 1] = center[1] + (r - (in_col - 1) / 2) * spacing
     return pos
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """The "lowbias32" integer hash (C. Wellons): a well-mixed bijection of uint32."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def uniform(key: jax.Array, shape: tuple[int, ...], salt: int = 0) -> jax.Array:
+    """Uniform floats in [0, 1) hashed from ``key`` and a counter.
+
+    The env's own randomness (start jitter, attack delays, enemy noise) needs no
+    cryptographic quality; hashing compiles in a few milliseconds where each threefry
+    call site costs about a second under vmap. Same key, same numbers.
+    """
+    words = key if key.dtype == jnp.uint32 else jax.random.key_data(key)
+    x = jnp.arange(int(np.prod(shape)), dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
+    x = _mix32(x + jnp.uint32((salt * 0x632BE5AB + 1) & 0xFFFFFFFF))
+    for word in words.reshape(-1):
+        x = _mix32(x ^ word)
+    return ((x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))).reshape(shape)
 
 
 def pairwise(pos: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -371,7 +395,7 @@ class MicroEnv(MultiAgentEnv):
     # -- reset / step ----------------------------------------------------------------
     def reset(self, key):
         p = self.params
-        jitter = jax.random.uniform(key, self._start_pos.shape, minval=-1.0, maxval=1.0)
+        jitter = 2.0 * uniform(key, self._start_pos.shape) - 1.0
         pos = self._clamp(self._start_pos + self.scenario.jitter * jitter)
         u = self.num_units
         state = MicroState(
@@ -395,8 +419,7 @@ class MicroEnv(MultiAgentEnv):
 
         cfg, p, n = self.config, self.params, self.num_agents
         actions = jnp.asarray(actions, jnp.int32)
-        key_enemy, key_delay = jax.random.split(key)
-        enemy = scripted_actions(self, state, key_enemy, cfg.enemy_policy, side=1,
+        enemy = scripted_actions(self, state, key, cfg.enemy_policy, side=1,
                                  noise=cfg.enemy_noise, reaction=cfg.enemy_reaction)
         all_actions = jnp.concatenate([actions, enemy[n:]])
         all_actions = self._legal(state, all_actions)
@@ -405,7 +428,7 @@ class MicroEnv(MultiAgentEnv):
         before = state
         state = state.replace(fired=jnp.full_like(state.fired, -1))
         if cfg.random_delay:
-            u = jax.random.uniform(key_delay, (cfg.substeps, self.num_units))
+            u = uniform(key, (cfg.substeps, self.num_units), salt=1)
             delays = p.delay_low + (p.delay_high - p.delay_low) * u
         else:
             delays = jnp.zeros((cfg.substeps, self.num_units))
@@ -463,9 +486,8 @@ class MicroEnv(MultiAgentEnv):
         _, dist = pairwise(state.pos)
         probe = state.pos[:, None, :] + cfg.move_amount / 2 * MOVE_DIRECTIONS[None]  # SMAC
         moves = jnp.all((probe >= 0.0) & (probe <= jnp.asarray(self.map_size)), -1)
-        tgt = p.target_index
-        tgt_dist = jnp.take_along_axis(dist, tgt, 1)
-        targets = p.target_ok & state.alive[tgt] & (tgt_dist <= cfg.shoot_range)
+        in_range = state.alive[None, :] & (dist <= cfg.shoot_range)  # [U, U]
+        targets = jnp.any(p.target_select & in_range[:, None, :], -1)
         u = self.num_units
         live = jnp.concatenate([jnp.zeros((u, 1), bool), jnp.ones((u, 1), bool), moves, targets], 1)
         dead = jnp.arange(self._a_max) == NOOP
@@ -475,23 +497,24 @@ class MicroEnv(MultiAgentEnv):
         """Unavailable actions become ``stop`` (no-op for the dead); SMAC asserts instead."""
         ok = (actions >= 0) & (actions < self._a_max)
         safe = jnp.clip(actions, 0, self._a_max - 1)
-        ok = ok & state.avail[jnp.arange(self.num_units), safe]
+        ok = ok & jnp.any(state.avail & (safe[:, None] == jnp.arange(self._a_max)), 1)
         return jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
 
     def _orders(self, state: MicroState, actions) -> Orders:
         p, cfg = self.params, self.config
-        u = self.num_units
-        direction = jnp.asarray(MOVE_DIRECTIONS)[jnp.clip(actions - MOVE_NORTH, 0, 3)]
-        k = jnp.clip(actions - N_FIXED_ACTIONS, 0, p.target_index.shape[1] - 1)
-        target = p.target_index[jnp.arange(u), k]
+        n_targets = p.target_select.shape[1]
+        chosen = (actions - N_FIXED_ACTIONS)[:, None] == jnp.arange(n_targets)  # [U, K]
+        mask = jnp.any(chosen[:, :, None] & p.target_select, 1)  # [U, U]
+        step_x = (actions == MOVE_NORTH + 2).astype(jnp.float32) - (actions == MOVE_NORTH + 3)
+        step_y = (actions == MOVE_NORTH).astype(jnp.float32) - (actions == MOVE_NORTH + 1)
         is_target = actions >= N_FIXED_ACTIONS
         return Orders(
             stop=actions == STOP,
             move=(actions >= MOVE_NORTH) & ~is_target,
             target=is_target,
-            target_index=target,
-            target_mask=is_target[:, None] & (target[:, None] == jnp.arange(u)[None, :]),
-            goal=state.pos + cfg.move_amount * direction,
+            target_index=jnp.sum(mask * jnp.arange(self.num_units), 1),
+            target_mask=mask,
+            goal=state.pos + cfg.move_amount * jnp.stack([step_x, step_y], 1),
         )
 
     def _simulate_substeps(self, state: MicroState, orders: Orders, delays) -> MicroState:

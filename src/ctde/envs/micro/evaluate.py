@@ -9,44 +9,67 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ctde.envs.micro.env import uniform
 from ctde.envs.micro.heuristic import MODES, heuristic_actions
 
+POLICIES = ("random",) + tuple(m for m in MODES if m != "stop")
 
-def evaluate(env, allies: str = "random", episodes: int = 200, seed: int = 0) -> dict:
-    """Win/loss rates and mean return of ``allies`` against the env's scripted enemy.
 
-    ``allies``: "random" (uniform over available actions) or a scripted mode. Runs
-    ``episodes`` episodes in one jitted, vmapped scan; returns host floats.
+def evaluate(env, allies=POLICIES, episodes: int = 200, seed: int = 0) -> dict:
+    """Win/loss rates and mean return of ally policies against the env's scripted enemy.
+
+    ``allies``: one policy or a sequence of them, each "random" (uniform over available
+    actions) or a scripted mode. All policies and episodes run in one jitted, vmapped
+    scan (one compile); the same episode seeds serve every policy. Returns
+    ``{policy: {"win_rate", "loss_rate", "return_mean", "length_mean"}}`` (host floats),
+    or that inner dict when ``allies`` is a single string.
     """
-    def act(key, state):
-        if allies == "random":
-            return env.sample_actions(key, state)
-        return heuristic_actions(env, state, key, allies)
+    single = isinstance(allies, str)
+    names = (allies,) if single else tuple(allies)
+    for name in names:
+        if name not in POLICIES:
+            raise ValueError(f"unknown ally policy {name!r}: use one of {POLICIES}")
 
-    def episode(key):
-        key, k_reset = jax.random.split(key)
-        _, state = env.reset(k_reset)
+    def act(key, state, which):
+        options = []
+        for name in names:
+            if name == "random":
+                draw = uniform(key, (env.num_agents, env.n_actions), salt=3)
+                options.append(jnp.argmax(jnp.where(env.avail_actions(state), draw, -1.0), 1))
+            else:
+                options.append(heuristic_actions(env, state, key, name))
+        return jnp.stack(options)[which].astype(jnp.int32)
 
-        def body(carry, _):
-            state, key, done, won, lost, ret, length = carry
-            key, k_act, k_step = jax.random.split(key, 3)
-            _, nxt, reward, terminated, truncated, info = env.step(k_step, state, act(k_act, state))
+    def episode(key, which):
+        _, state = env.reset(key)
+
+        def body(carry, key):
+            state, done, won, lost, ret, length = carry
+            _, nxt, reward, terminated, truncated, info = env.step(
+                key, state, act(key, state, which))
             live = ~done
             state = jax.tree.map(lambda a, b: jnp.where(live, a, b), nxt, state)
             won = won | (live & (info["won"] > 0))
             lost = lost | (live & (info["lost"] > 0))
             ret = ret + jnp.where(live, reward[0], 0.0)
             length = length + live
-            return (state, key, done | terminated | truncated, won, lost, ret, length), None
+            return (state, done | terminated | truncated, won, lost, ret, length), None
 
-        init = (state, key, False, False, False, jnp.float32(0), jnp.int32(0))
-        (_, _, _, won, lost, ret, length), _ = jax.lax.scan(body, init, None, env.max_steps)
+        init = (state, False, False, False, jnp.float32(0), jnp.int32(0))
+        keys = jax.random.split(key, env.max_steps)
+        (_, _, won, lost, ret, length), _ = jax.lax.scan(body, init, keys)
         return won, lost, ret, length
 
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
-    won, lost, ret, length = jax.jit(jax.vmap(episode))(keys)
-    return {"win_rate": float(jnp.mean(won)), "loss_rate": float(jnp.mean(lost)),
-            "return_mean": float(jnp.mean(ret)), "length_mean": float(jnp.mean(length))}
+    run = jax.jit(jax.vmap(jax.vmap(episode, (0, None)), (None, 0)))
+    won, lost, ret, length = run(keys, jnp.arange(len(names)))  # [policies, episodes]
+    out = {
+        name: {"win_rate": float(jnp.mean(won[i])), "loss_rate": float(jnp.mean(lost[i])),
+               "return_mean": float(jnp.mean(ret[i])),
+               "length_mean": float(jnp.mean(length[i]))}
+        for i, name in enumerate(names)
+    }
+    return out[names[0]] if single else out
 
 
 def main(argv=None) -> None:
@@ -63,18 +86,15 @@ def main(argv=None) -> None:
     parser.add_argument("--enemy", default="nearest", choices=MODES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    allies = ("random", "nearest", "focus")
     print(f"Allies vs the scripted enemy ({args.enemy}), {args.episodes} episodes each: "
           "win rate (mean return)\n")
-    print("| scenario | " + " | ".join(allies) + " |")
-    print("|---" * (len(allies) + 1) + "|")
+    print("| scenario | " + " | ".join(POLICIES) + " |")
+    print("|---" * (len(POLICIES) + 1) + "|")
     start = time.time()
     for name in args.scenarios:
-        env = make(name, enemy_policy=args.enemy)
-        cells = []
-        for who in allies:
-            r = evaluate(env, who, args.episodes, args.seed)
-            cells.append(f"{r['win_rate']:.2f} ({r['return_mean']:.1f})")
+        results = evaluate(make(name, enemy_policy=args.enemy), POLICIES, args.episodes,
+                           args.seed)
+        cells = [f"{r['win_rate']:.2f} ({r['return_mean']:.1f})" for r in results.values()]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n({time.time() - start:.0f} s)")
 

@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 
 from ctde.envs.micro.env import (
-    MOVE_DIRECTIONS,
     MOVE_NORTH,
     N_FIXED_ACTIONS,
     NOOP,
     STOP,
     MicroState,
     pairwise,
+    uniform,
 )
 
 MODES = ("nearest", "focus", "stop")
@@ -52,19 +52,23 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
         return jnp.where(state.alive, STOP, NOOP).astype(jnp.int32)
     avail = state.avail
     _, dist = pairwise(state.pos)
-    tgt = p.target_index  # [U, K]
-    tgt_dist = jnp.take_along_axis(dist, tgt, 1)
+    sel = p.target_select  # [U, K, U]: which unit each target action names
+
+    def per_target(values):  # [U] or [U, U] per unit -> [U, K] per target action
+        values = values if values.ndim == 2 else values[None, :]
+        return jnp.sum(jnp.where(sel, values[:, None, :], 0.0), -1)
 
     # Which target order to give.
+    tgt_dist = per_target(dist)
     if mode == "nearest":
         score = tgt_dist
     else:  # weakest target already in weapon range, else the nearest
-        edge = tgt_dist - p.radius[:, None] - p.radius[tgt]
-        in_reach = edge <= p.reach[:, None]
-        weakest = (state.health + state.shield)[tgt] + 1e-3 * tgt_dist
+        edge = dist - p.radius[:, None] - p.radius[None, :]
+        in_reach = jnp.any(sel & (edge <= p.reach[:, None])[:, None, :], -1)
+        weakest = per_target(state.health + state.shield) + 1e-3 * tgt_dist
         score = jnp.where(in_reach, weakest - 1e6, tgt_dist)
-    frac = state.health / p.health_max
-    heal_score = jnp.where(frac[tgt] < 1.0 - 1e-4, frac[tgt], jnp.inf)
+    frac = per_target(state.health / p.health_max)
+    heal_score = jnp.where(frac < 1.0 - 1e-4, frac, jnp.inf)
     score = jnp.where(p.is_healer[:, None], heal_score, score)
     score = jnp.where(avail[:, N_FIXED_ACTIONS:], score, jnp.inf)
     k = jnp.argmin(score, 1)
@@ -74,10 +78,12 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
     same = p.team[:, None] == p.team[None, :]
     follow = same & p.is_combat[None, :] & ~jnp.eye(u, dtype=bool)
     toward = jnp.where(p.is_healer[:, None], follow, p.can_attack) & state.alive[None, :]
-    v = jnp.argmin(jnp.where(toward, dist, jnp.inf), 1)
-    far = jnp.where(p.is_healer, dist[jnp.arange(u), v] > 0.75 * p.reach, True)
+    gap = jnp.where(toward, dist + 1e-5 * jnp.arange(u), jnp.inf)
+    nearest = toward & (gap <= jnp.min(gap, 1, keepdims=True))  # one-hot [U, U]
+    offset = jnp.sum(jnp.where(nearest[..., None], state.pos[None] - state.pos[:, None], 0.0), 1)
+    far = jnp.where(p.is_healer, jnp.min(gap, 1) > 0.75 * p.reach, True)
     go = jnp.any(toward, 1) & far
-    align = (state.pos[v] - state.pos) @ jnp.asarray(MOVE_DIRECTIONS).T  # [U, 4]
+    align = jnp.stack([offset[:, 1], -offset[:, 1], offset[:, 0], -offset[:, 0]], 1)  # N S E W
     moves = avail[:, MOVE_NORTH: MOVE_NORTH + 4]
     best = jnp.argmax(jnp.where(moves, align, -jnp.inf), 1)
     go = go & jnp.any(moves, 1)
@@ -86,13 +92,14 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
     action = jnp.where(state.alive, action, NOOP).astype(jnp.int32)
 
     if noise > 0.0 or reaction > 0.0:
-        k_noise, k_pick, k_react = jax.random.split(key, 3)
-        logits = jnp.where(avail, 0.0, -jnp.inf)
-        random = jax.random.categorical(k_pick, logits, axis=-1).astype(jnp.int32)
-        action = jnp.where(jax.random.uniform(k_noise, (u,)) < noise, random, action)
+        n_actions = avail.shape[1]
+        draw = uniform(key, (u, n_actions + 2), salt=2)  # one draw for all three uses
+        random = jnp.argmax(jnp.where(avail, draw[:, :n_actions], -1.0), 1).astype(jnp.int32)
+        action = jnp.where(draw[:, -2] < noise, random, action)
         last = jnp.maximum(state.last_actions, 0)
-        keep = (state.last_actions >= 0) & avail[jnp.arange(u), last]
-        keep = keep & (jax.random.uniform(k_react, (u,)) < reaction)
+        keep = (state.last_actions >= 0) & jnp.any(
+            avail & (last[:, None] == jnp.arange(avail.shape[1])), 1)
+        keep = keep & (draw[:, -1] < reaction)
         action = jnp.where(keep, last, action)
     return action
 
