@@ -172,7 +172,7 @@ def measure_jaxmarl(python: str, name: str, batch: int, target_steps: int, conti
 def fmt(rate: float | None) -> str:
     if rate is None:
         return "-"
-    if rate >= 1e6:
+    if rate >= 999_950:
         return f"{rate / 1e6:.2f} M"
     if rate >= 1e3:
         return f"{rate / 1e3:.1f} k"
@@ -214,22 +214,30 @@ def main() -> None:
         rows.append((name, ours, compile_s, ref, theirs))
 
     batches = args.batches
-    head = (["env"] + [f"ours x{b}" for b in batches] + ["compile s", "mpe2"]
-            + [f"ours/mpe2 x{b}" for b in batches])
-    if jm:
-        head += [f"JaxMARL x{b}" for b in batches] + [f"ours/JaxMARL x{b}" for b in batches]
     print("\nenv-steps/s (one step of one env with all its agents)\n")
-    print("| " + " | ".join(head) + " |")
+    head = ["env"] + [f"ours x{b}" for b in batches] + ["compile s", "mpe2"]
+    head += [f"JaxMARL x{b}" for b in batches] if jm else []
+    print(markdown_row(head))
     print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for name, ours, compile_s, ref, theirs in rows:
         cells = [name] + [fmt(ours[b]) for b in batches]
         cells += [f"{max(compile_s.values()):.1f}", fmt(ref)]
-        cells += [f"{ours[b] / ref:.0f}x" if ref else "-" for b in batches]
+        cells += [fmt(theirs.get(b)) for b in batches] if jm else []
+        print(markdown_row(cells))
+    print("\nspeed-ups (same run)\n")
+    head = ["env"] + [f"ours/mpe2 x{b}" for b in batches]
+    head += [f"ours/JaxMARL x{b}" for b in batches] if jm else []
+    print(markdown_row(head))
+    print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for name, ours, _, ref, theirs in rows:
+        cells = [name] + [f"{ours[b] / ref:.0f}x" if ref else "-" for b in batches]
         if jm:
-            cells += [fmt(theirs.get(b)) for b in batches]
             cells += [f"{ours[b] / theirs[b]:.1f}x" if theirs.get(b) else "-" for b in batches]
-        print("| " + " | ".join(cells) + " |")
+        print(markdown_row(cells))
 
+
+def markdown_row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 if __name__ == "__main__":
     main()
