@@ -150,3 +150,68 @@ def test_out_of_range_continuous_is_clipped_like_reference():
         warnings.simplefilter("ignore")
         r_obs, r_rew, *_ = ref.step(reference_actions(env, act))
     _check_obs(env, obs, r_obs, "clipped actions")
+
+
+def _place(ref, positions, velocities=None):
+    """Put the reference world's entities at ``positions [E, 2]`` (and velocities)."""
+    world = ref.unwrapped.world
+    for i, entity in enumerate(world.agents + world.landmarks):
+        entity.state.p_pos = np.asarray(positions[i], np.float64)
+        if velocities is not None:
+            entity.state.p_vel = np.asarray(velocities[i], np.float64)
+
+
+def _same_obs_and_rewards(env, ref):
+    raw, world = ref.unwrapped, ref.unwrapped.world
+    state = state_from_reference(env, ref)
+    ref_obs = {a: raw.observe(a) for a in env.agent_names}
+    _check_obs(env, env.observe(state), ref_obs, "placed")
+    ref_rew = [raw.scenario.reward(a, world) for a in world.agents]
+    if getattr(raw, "local_ratio", None) is not None:
+        glob = raw.scenario.global_reward(world)
+        ref_rew = [glob * (1 - raw.local_ratio) + r * raw.local_ratio for r in ref_rew]
+    np.testing.assert_allclose(np.asarray(env._rewards(state)), ref_rew, **TOL)
+
+
+@pytest.mark.parametrize("name", ["simple_tag", "simple_world_comm"])
+def test_hand_placed_edge_cases(name):
+    """Rare situations random play seldom reaches: prey far outside the area (every
+    branch of the boundary penalty), touching pairs, agents inside forests (hidden /
+    shared-forest visibility) and on food."""
+    env = make(name)
+    ref = make_reference(name, seed=0)
+    rng = np.random.default_rng(0)
+    n, e = env.num_agents, env.num_entities
+    for trial in range(6):
+        pos = rng.uniform(-1, 1, (e, 2))
+        vel = rng.normal(0, 0.5, (e, 2))
+        vel[n:] = 0
+        if name == "simple_tag":
+            pos[3] = [(0.5, 0.95), (1.5, -0.2), (3.0, 0.0), (-0.92, 2.2), (0.0, 0.0),
+                      (0.99, -1.01)][trial]
+            pos[0] = pos[3] + [0.1, 0.0]  # a predator touching the prey
+        else:
+            forests = pos[-2:]
+            pos[0] = forests[0]  # the leader in forest 0
+            pos[1] = forests[0] + 0.1  # a predator in the same forest
+            pos[4] = forests[trial % 2] - 0.1  # prey in forest 0 or 1
+            pos[5] = pos[n + 1] + 0.01  # prey on a food
+            pos[2] = pos[5] + [0.05, 0.0]  # a predator touching it
+            pos[5, 0] += [0, 1.2, 2.5, 0.95, -3.0, 0][trial]  # and sometimes far out
+        _place(ref, pos, vel)
+        _same_obs_and_rewards(env, ref)
+
+
+def test_crypto_silent_utterance_is_skipped():
+    """An all-zero continuous utterance is skipped in the rewards, as in the reference."""
+    env = make("simple_crypto", continuous_actions=True)
+    ref = make_reference("simple_crypto", seed=1, continuous_actions=True)
+    act = np.random.default_rng(0).uniform(0, 1, (3, 4)).astype(np.float32)
+    act[0] = 0.0  # Eve says nothing
+    _, state, rew, *_ = _jitted(env)[0](jax.random.key(0), state_from_reference(env, ref),
+                                        jnp.asarray(act))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, r_rew, *_ = ref.step(reference_actions(env, act))
+    np.testing.assert_allclose(np.asarray(rew), [r_rew[a] for a in env.agent_names], **TOL)
+    assert float(rew[0]) == 0.0
