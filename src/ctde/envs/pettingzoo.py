@@ -3,6 +3,10 @@
 (a) ``to_parallel_env``: any ctde environment as a PettingZoo ``ParallelEnv``, so tools
 written for PettingZoo (its API tests, SuperSuit, other libraries' learners) can drive it.
 
+(b) ``PettingZooEnv`` (defined in ``ctde.envs.external``): any PettingZoo ``ParallelEnv``
+as a ctde environment, stepped on the host from compiled code, so the ctde algorithms
+train on it; ``make("pettingzoo:<module>")`` builds one by name.
+
 Requires ``pettingzoo`` (``pip install ctde[reference]``).
 """
 
@@ -172,3 +176,10 @@ def to_parallel_env(env_or_name: MultiAgentEnv | str, render_mode: str | None = 
         raise ValueError("scenario parameters are only accepted with an env name, "
                          f"not with an env object: {sorted(params)}")
     return CtdeParallelEnv(env_or_name, render_mode=render_mode)
+
+
+# -- (b) PettingZoo ParallelEnvs as ctde envs -------------------------------------------------
+
+from ctde.envs.external import PettingZooEnv, make_external  # noqa: E402
+
+__all__ = ["CtdeParallelEnv", "PettingZooEnv", "make_external", "to_parallel_env"]
