@@ -348,6 +348,9 @@ class MicroEnv(MultiAgentEnv):
         self._dt = cfg.step_mul / LOOPS_PER_SECOND / cfg.substeps
         t = self.unit_table
         u = self.num_units
+        # Which optional rules this scenario needs (static: decided when tracing).
+        self._features = (bool(np.any(t.is_healer)), bool(np.any(t.shield_max > 0)),
+                          bool(np.sum(t.collides) > 1))
         index = np.arange(u, dtype=np.int32)
         self._pairs = PairConstants(
             index=index,
@@ -526,8 +529,11 @@ class MicroEnv(MultiAgentEnv):
     def _substep(self, s: MicroState, orders: Orders, delay) -> MicroState:
         """One sub-step for all units. Targets are one-hot rows ``[U, U]`` (attacker x
         target) and x/y are separate ``[U, U]`` planes: with a few dozen units, masked sums
-        over small planes vectorise far better than gathers or a trailing axis of 2."""
+        over small planes vectorise far better than gathers or a trailing axis of 2.
+        Rules no unit of the scenario needs (healing, shields, collisions) are left out
+        when tracing, which is pure bookkeeping: their terms would be zero."""
         p, k, dt = self.params, self._pairs, self._dt
+        healers, shields, collisions = self._features
         x, y = s.pos[:, 0], s.pos[:, 1]
         dx, dy = x[:, None] - x[None, :], y[:, None] - y[None, :]  # [U, U] self - other
         dist = jnp.sqrt(dx * dx + dy * dy + 1e-12)
@@ -541,36 +547,40 @@ class MicroEnv(MultiAgentEnv):
         ordered_alive = jnp.any(orders.target_mask & alive_t, 1)
         ordered_live = orders.target & ordered_alive
         idle = orders.stop | (orders.target & ~ordered_alive)
-        cand = (p.can_attack | (p.can_heal & damaged[None, :])) & alive_t & in_reach
+        usable = (p.can_attack | (p.can_heal & damaged[None, :])) if healers else p.can_attack
+        cand = usable & alive_t & in_reach
         score = jnp.where(cand, dist + k.tie_break, jnp.inf)
         auto_mask = cand & (score <= jnp.min(score, 1, keepdims=True)) & idle[:, None]
         aim = jnp.where(ordered_live[:, None], orders.target_mask, auto_mask)
         aim_f = aim.astype(jnp.float32)
         engaged = s.alive & jnp.any(aim & in_reach, 1)
         fire = engaged & p.is_combat & (cooldown <= 1e-6)
-        heal = engaged & p.is_healer & jnp.any(aim & damaged[None, :], 1) & (s.energy > 0)
 
         # Damage and healing land simultaneously.
         hit = aim_f * fire[:, None]
-        raw = jnp.sum(hit * p.raw_damage, 0)
         armoured = jnp.sum(hit * p.armoured_damage, 0)
-        absorbed = jnp.minimum(s.shield, raw)
-        # Share of the attack that passes the shield, with armour per hit (exact when
-        # shields are up or down; proportional when one volley breaks them).
-        to_health = armoured * (raw - absorbed) / jnp.maximum(raw, 1e-6)
-        missing = jnp.sum(aim_f * (p.health_max - s.health)[None, :], 1)
-        affordable = s.energy / jnp.maximum(p.heal_cost, 1e-6)
-        heal_amount = jnp.where(heal, jnp.minimum(jnp.minimum(p.heal_rate * dt, affordable),
-                                                  missing), 0.0)
-        healed = jnp.sum(aim_f * heal_amount[:, None], 0)
-        health = jnp.clip(s.health - to_health + healed, 0.0, p.health_max)
+        health, shield, shield_wait, energy = s.health - armoured, s.shield, s.shield_wait, s.energy
+        if shields:
+            raw = jnp.sum(hit * p.raw_damage, 0)
+            absorbed = jnp.minimum(s.shield, raw)
+            # Share of the attack that passes the shield, with armour per hit (exact when
+            # shields are up or down; proportional when one volley breaks them).
+            health = s.health - armoured * (raw - absorbed) / jnp.maximum(raw, 1e-6)
+            shield_wait = jnp.where(raw > 0, p.shield_delay, jnp.maximum(shield_wait - dt, 0.0))
+            shield = jnp.where(shield_wait <= 0, jnp.minimum(
+                s.shield - absorbed + p.shield_regen * dt, p.shield_max), s.shield - absorbed)
+        heal = jnp.zeros_like(fire)
+        if healers:
+            heal = engaged & p.is_healer & jnp.any(aim & damaged[None, :], 1) & (energy > 0)
+            missing = jnp.sum(aim_f * (p.health_max - s.health)[None, :], 1)
+            affordable = energy / jnp.maximum(p.heal_cost, 1e-6)
+            amount = jnp.where(heal, jnp.minimum(jnp.minimum(p.heal_rate * dt, affordable),
+                                                 missing), 0.0)
+            health = health + jnp.sum(aim_f * amount[:, None], 0)
+            energy = jnp.clip(energy - amount * p.heal_cost + p.energy_regen * dt, 0.0,
+                              p.energy_max)
+        health = jnp.clip(health, 0.0, p.health_max)
         alive = s.alive & (health > 0)
-        shield_wait = jnp.where(raw > 0, p.shield_delay, jnp.maximum(s.shield_wait - dt, 0.0))
-        shield = s.shield - absorbed
-        shield = jnp.where(shield_wait <= 0, jnp.minimum(shield + p.shield_regen * dt,
-                                                         p.shield_max), shield)
-        energy = jnp.clip(s.energy - heal_amount * p.heal_cost + p.energy_regen * dt, 0.0,
-                          p.energy_max)
 
         # Movement toward the move goal or an out-of-range target, then separation.
         moving = s.alive & (orders.move | (ordered_live & ~engaged))
@@ -578,17 +588,18 @@ class MicroEnv(MultiAgentEnv):
         go_y = jnp.where(orders.move, orders.goal[:, 1] - y, -jnp.sum(aim_f * dy, 1))
         length = jnp.sqrt(go_x * go_x + go_y * go_y + 1e-12)
         stride = jnp.minimum(p.speed * dt, length) * moving / length
-        touching = k.collide & (s.alive[:, None] & alive_t)
-        overlap = jnp.maximum(k.radius_sum - dist, 0.0) * touching
-        # Each of an overlapping pair moves half the overlap apart; coincident units
-        # separate along x, by index (a fixed tie-break).
-        apart = dist > 1e-5
-        half = 0.5 * overlap / dist
-        push_x = jnp.sum(jnp.where(apart, half * dx, 0.5 * overlap * k.tie), 1)
-        push_y = jnp.sum(jnp.where(apart, half * dy, 0.0), 1)
-        live = s.alive.astype(jnp.float32)
-        pos = jnp.stack([x + stride * go_x + push_x * live, y + stride * go_y + push_y * live], 1)
-        pos = self._clamp(pos)
+        new_x, new_y = x + stride * go_x, y + stride * go_y
+        if collisions:
+            touching = k.collide & (s.alive[:, None] & alive_t)
+            overlap = jnp.maximum(k.radius_sum - dist, 0.0) * touching
+            # Each of an overlapping pair moves half the overlap apart; coincident units
+            # separate along x, by index (a fixed tie-break).
+            apart = dist > 1e-5
+            half = 0.5 * overlap / dist
+            live = s.alive.astype(jnp.float32)
+            new_x = new_x + live * jnp.sum(jnp.where(apart, half * dx, 0.5 * overlap * k.tie), 1)
+            new_y = new_y + live * jnp.sum(jnp.where(apart, half * dy, 0.0), 1)
+        pos = self._clamp(jnp.stack([new_x, new_y], 1))
 
         target = jnp.sum(aim * k.index[None, :], 1)
         return s.replace(

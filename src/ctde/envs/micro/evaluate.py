@@ -87,14 +87,15 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     print(f"Allies vs the scripted enemy ({args.enemy}), {args.episodes} episodes each: "
-          "win rate (mean return)\n")
-    print("| scenario | " + " | ".join(POLICIES) + " |")
-    print("|---" * (len(POLICIES) + 1) + "|")
+          "win rate (mean return); last column: how often the random team loses\n")
+    print("| scenario | " + " | ".join(f"{p} allies" for p in POLICIES) + " | random loses |")
+    print("|---" * (len(POLICIES) + 2) + "|")
     start = time.time()
     for name in args.scenarios:
         results = evaluate(make(name, enemy_policy=args.enemy), POLICIES, args.episodes,
                            args.seed)
         cells = [f"{r['win_rate']:.2f} ({r['return_mean']:.1f})" for r in results.values()]
+        cells.append(f"{results['random']['loss_rate']:.2f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n({time.time() - start:.0f} s)")
 
