@@ -105,7 +105,8 @@ def rollout(key):
     (state, total), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(key, steps))
     return total
 run = jax.jit(rollout)
-t0 = time.perf_counter(); run(jax.random.key(0)).block_until_ready(); first = time.perf_counter() - t0
+t0 = time.perf_counter(); run(jax.random.key(0)).block_until_ready()
+first = time.perf_counter() - t0
 best = 1e9
 for rep in range(repeats):
     t0 = time.perf_counter(); run(jax.random.key(rep + 1)).block_until_ready()

@@ -455,12 +455,19 @@ def test_same_key_same_trajectory():
     assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
 
 
-def test_bad_actions_raise_on_host():
+def test_bad_actions_raise(lab, jitted_step):
     env = make("3m")
     with pytest.raises(ValueError, match="shape"):
         env.check_actions(np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="out of range"):
         env.check_actions(np.array([0, 1, 9]))
+    s = place(lab, {MARINE: (10.0, 10.0), ZERGLING: (30.0, 10.0)})
+    with pytest.raises(ValueError, match="shape"):
+        jitted_step(jax.random.PRNGKey(0), s, jnp.ones(3, jnp.int32))  # caught when tracing
+    with pytest.raises(ValueError, match="integers"):
+        lab.step(jax.random.PRNGKey(0), s, jnp.ones(5, jnp.float32))
+    with pytest.raises(ValueError, match="out of range"):
+        lab.step(jax.random.PRNGKey(0), s, jnp.array([1, 0, 0, 0, 99]))
 
 
 def test_scripted_enemy_beats_random_and_focus_beats_nearest():

@@ -194,7 +194,7 @@ class UnitParams:
     can_heal: np.ndarray  # [U, U]
     raw_damage: np.ndarray  # [U, U] damage per attack before shields/armour
     armoured_damage: np.ndarray  # [U, U] damage per attack to health after armour
-    target_select: np.ndarray  # [U, K, U] action 6+k of unit u names unit v (if usable)
+    target_select: np.ndarray  # [U, K, U] 1.0 where action 6+k of unit u names unit v
     type_onehot: np.ndarray  # [U, type_bits]
 
 
@@ -255,7 +255,8 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
         heal_cost=col("heal_cost"), energy0=col("energy"), energy_max=col("energy_max"),
         energy_regen=col("energy_regen"), shield_regen=col("shield_regen"),
         shield_delay=col("shield_delay"), can_attack=can_attack, can_heal=can_heal,
-        raw_damage=raw, armoured_damage=armoured, target_select=target_select,
+        raw_damage=raw, armoured_damage=armoured,
+        target_select=target_select.astype(np.float32),
         type_onehot=type_onehot,
     )
 
@@ -302,10 +303,25 @@ def uniform(key: jax.Array, shape: tuple[int, ...], salt: int = 0) -> jax.Array:
     return ((x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))).reshape(shape)
 
 
+def row_sum(x: jax.Array) -> jax.Array:
+    """``x.sum(-1)`` over a unit axis, as a product with a ones vector.
+
+    XLA:CPU sends a reduction over an axis this small (a few to a few dozen units) through
+    a generic kernel; a product with a constant vector becomes one matrix-vector product
+    over the whole batch (about 1.5x faster sub-steps).
+    """
+    return x @ jnp.ones(x.shape[-1], x.dtype)
+
+
+def col_sum(x: jax.Array) -> jax.Array:
+    """``x.sum(0)`` of an ``[U, U]`` plane, as ``row_sum`` does it."""
+    return jnp.ones(x.shape[0], x.dtype) @ x
+
+
 def pairwise(pos: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``diff[i, j] = pos[i] - pos[j]`` ``[U, U, 2]`` and distances ``[U, U]``."""
     diff = pos[:, None, :] - pos[None, :, :]
-    return diff, jnp.sqrt(jnp.sum(diff * diff, -1) + 1e-12)
+    return diff, jnp.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2 + 1e-12)
 
 
 class MicroEnv(MultiAgentEnv):
@@ -361,16 +377,16 @@ class MicroEnv(MultiAgentEnv):
         )
         # Jitted once per env, so un-jitted callers do not recompile the loop every step.
         self._simulate = jax.jit(self._simulate_substeps)
-        p = self.unit_table
+        # SMAC's reward scale: every enemy's health and shields, kill bonuses and the win.
         self.max_reward = float(
             m * cfg.reward_death_value + cfg.reward_win
-            + np.sum(p.health_max[n:] + p.shield_max[n:])
+            + np.sum(t.health_max[n:] + t.shield_max[n:])
         )
 
         # Feature widths (SMAC layout).
-        self.type_bits = p.type_onehot.shape[1]
-        self.shield_bits_ally = int(np.any(p.shield_max[:n] > 0))
-        self.shield_bits_enemy = int(np.any(p.shield_max[n:] > 0))
+        self.type_bits = t.type_onehot.shape[1]
+        self.shield_bits_ally = int(np.any(t.shield_max[:n] > 0))
+        self.shield_bits_enemy = int(np.any(t.shield_max[n:] > 0))
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)],
                                 np.int32).reshape(n, n - 1)
         nf_en = 5 + self.shield_bits_enemy + self.type_bits
@@ -421,9 +437,10 @@ class MicroEnv(MultiAgentEnv):
         from ctde.envs.micro.heuristic import scripted_actions
 
         cfg, p, n = self.config, self.params, self.num_agents
+        self._check(actions)
         actions = jnp.asarray(actions, jnp.int32)
-        enemy = scripted_actions(self, state, key, cfg.enemy_policy, side=1,
-                                 noise=cfg.enemy_noise, reaction=cfg.enemy_reaction)
+        enemy = scripted_actions(self, state, key, cfg.enemy_policy, noise=cfg.enemy_noise,
+                                 reaction=cfg.enemy_reaction)
         all_actions = jnp.concatenate([actions, enemy[n:]])
         all_actions = self._legal(state, all_actions)
         orders = self._orders(state, all_actions)
@@ -456,6 +473,22 @@ class MicroEnv(MultiAgentEnv):
         }
         reward = jnp.full(n, reward, jnp.float32)
         return self.observe(state), state, reward, terminated, truncated, info
+
+    def _check(self, actions) -> None:
+        """Shape and dtype always (they are static); values too when not traced."""
+        if not hasattr(actions, "shape"):
+            actions = np.asarray(actions)
+        if tuple(actions.shape) != (self.num_agents,):
+            raise ValueError(f"{self.name}: actions must have shape ({self.num_agents},), "
+                             f"got {tuple(actions.shape)}")
+        dtype = actions.dtype
+        if not jnp.issubdtype(dtype, jnp.integer):
+            raise ValueError(f"{self.name}: actions must be integers, got {dtype}")
+        try:
+            values = np.asarray(actions)
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            return  # traced: values unknown until run time
+        self.check_actions(values)
 
     def _reward(self, before: MicroState, after: MicroState, won, lost):
         cfg, n = self.config, self.num_agents
@@ -490,7 +523,7 @@ class MicroEnv(MultiAgentEnv):
         probe = state.pos[:, None, :] + cfg.move_amount / 2 * MOVE_DIRECTIONS[None]  # SMAC
         moves = jnp.all((probe >= 0.0) & (probe <= jnp.asarray(self.map_size)), -1)
         in_range = state.alive[None, :] & (dist <= cfg.shoot_range)  # [U, U]
-        targets = jnp.any(p.target_select & in_range[:, None, :], -1)
+        targets = row_sum(p.target_select * in_range[:, None, :].astype(jnp.float32)) > 0
         u = self.num_units
         live = jnp.concatenate([jnp.zeros((u, 1), bool), jnp.ones((u, 1), bool), moves, targets], 1)
         dead = jnp.arange(self._a_max) == NOOP
@@ -500,14 +533,16 @@ class MicroEnv(MultiAgentEnv):
         """Unavailable actions become ``stop`` (no-op for the dead); SMAC asserts instead."""
         ok = (actions >= 0) & (actions < self._a_max)
         safe = jnp.clip(actions, 0, self._a_max - 1)
-        ok = ok & jnp.any(state.avail & (safe[:, None] == jnp.arange(self._a_max)), 1)
+        ok = ok & (row_sum((state.avail & (safe[:, None] == jnp.arange(self._a_max)))
+                           .astype(jnp.float32)) > 0)
         return jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
 
     def _orders(self, state: MicroState, actions) -> Orders:
         p, cfg = self.params, self.config
         n_targets = p.target_select.shape[1]
         chosen = (actions - N_FIXED_ACTIONS)[:, None] == jnp.arange(n_targets)  # [U, K]
-        mask = jnp.any(chosen[:, :, None] & p.target_select, 1)  # [U, U]
+        # [U, U]: sum over the K target actions (moved last for row_sum)
+        mask = row_sum(jnp.swapaxes(p.target_select, 1, 2) * chosen[:, None, :]) > 0
         step_x = (actions == MOVE_NORTH + 2).astype(jnp.float32) - (actions == MOVE_NORTH + 3)
         step_y = (actions == MOVE_NORTH).astype(jnp.float32) - (actions == MOVE_NORTH + 1)
         is_target = actions >= N_FIXED_ACTIONS
@@ -515,7 +550,8 @@ class MicroEnv(MultiAgentEnv):
             stop=actions == STOP,
             move=(actions >= MOVE_NORTH) & ~is_target,
             target=is_target,
-            target_index=jnp.sum(mask * jnp.arange(self.num_units), 1),
+            target_index=row_sum(mask * jnp.arange(self.num_units, dtype=jnp.float32)
+                                 ).astype(jnp.int32),
             target_mask=mask,
             goal=state.pos + cfg.move_amount * jnp.stack([step_x, step_y], 1),
         )
@@ -544,7 +580,7 @@ class MicroEnv(MultiAgentEnv):
 
         # Targets: the ordered one while it lives, else auto-acquire the nearest in reach
         # (a tiny per-unit offset makes the nearest unique).
-        ordered_alive = jnp.any(orders.target_mask & alive_t, 1)
+        ordered_alive = row_sum((orders.target_mask & alive_t).astype(jnp.float32)) > 0
         ordered_live = orders.target & ordered_alive
         idle = orders.stop | (orders.target & ~ordered_alive)
         usable = (p.can_attack | (p.can_heal & damaged[None, :])) if healers else p.can_attack
@@ -553,15 +589,15 @@ class MicroEnv(MultiAgentEnv):
         auto_mask = cand & (score <= jnp.min(score, 1, keepdims=True)) & idle[:, None]
         aim = jnp.where(ordered_live[:, None], orders.target_mask, auto_mask)
         aim_f = aim.astype(jnp.float32)
-        engaged = s.alive & jnp.any(aim & in_reach, 1)
+        engaged = s.alive & (row_sum((aim & in_reach).astype(jnp.float32)) > 0)
         fire = engaged & p.is_combat & (cooldown <= 1e-6)
 
         # Damage and healing land simultaneously.
         hit = aim_f * fire[:, None]
-        armoured = jnp.sum(hit * p.armoured_damage, 0)
+        armoured = col_sum(hit * p.armoured_damage)
         health, shield, shield_wait, energy = s.health - armoured, s.shield, s.shield_wait, s.energy
         if shields:
-            raw = jnp.sum(hit * p.raw_damage, 0)
+            raw = col_sum(hit * p.raw_damage)
             absorbed = jnp.minimum(s.shield, raw)
             # Share of the attack that passes the shield, with armour per hit (exact when
             # shields are up or down; proportional when one volley breaks them).
@@ -571,12 +607,12 @@ class MicroEnv(MultiAgentEnv):
                 s.shield - absorbed + p.shield_regen * dt, p.shield_max), s.shield - absorbed)
         heal = jnp.zeros_like(fire)
         if healers:
-            heal = engaged & p.is_healer & jnp.any(aim & damaged[None, :], 1) & (energy > 0)
-            missing = jnp.sum(aim_f * (p.health_max - s.health)[None, :], 1)
+            heal = engaged & p.is_healer & (row_sum(aim_f * damaged[None, :]) > 0) & (energy > 0)
+            missing = row_sum(aim_f * (p.health_max - s.health)[None, :])
             affordable = energy / jnp.maximum(p.heal_cost, 1e-6)
             amount = jnp.where(heal, jnp.minimum(jnp.minimum(p.heal_rate * dt, affordable),
                                                  missing), 0.0)
-            health = health + jnp.sum(aim_f * amount[:, None], 0)
+            health = health + col_sum(aim_f * amount[:, None])
             energy = jnp.clip(energy - amount * p.heal_cost + p.energy_regen * dt, 0.0,
                               p.energy_max)
         health = jnp.clip(health, 0.0, p.health_max)
@@ -584,8 +620,8 @@ class MicroEnv(MultiAgentEnv):
 
         # Movement toward the move goal or an out-of-range target, then separation.
         moving = s.alive & (orders.move | (ordered_live & ~engaged))
-        go_x = jnp.where(orders.move, orders.goal[:, 0] - x, -jnp.sum(aim_f * dx, 1))
-        go_y = jnp.where(orders.move, orders.goal[:, 1] - y, -jnp.sum(aim_f * dy, 1))
+        go_x = jnp.where(orders.move, orders.goal[:, 0] - x, -row_sum(aim_f * dx))
+        go_y = jnp.where(orders.move, orders.goal[:, 1] - y, -row_sum(aim_f * dy))
         length = jnp.sqrt(go_x * go_x + go_y * go_y + 1e-12)
         stride = jnp.minimum(p.speed * dt, length) * moving / length
         new_x, new_y = x + stride * go_x, y + stride * go_y
@@ -597,11 +633,11 @@ class MicroEnv(MultiAgentEnv):
             apart = dist > 1e-5
             half = 0.5 * overlap / dist
             live = s.alive.astype(jnp.float32)
-            new_x = new_x + live * jnp.sum(jnp.where(apart, half * dx, 0.5 * overlap * k.tie), 1)
-            new_y = new_y + live * jnp.sum(jnp.where(apart, half * dy, 0.0), 1)
+            new_x = new_x + live * row_sum(jnp.where(apart, half * dx, 0.5 * overlap * k.tie))
+            new_y = new_y + live * row_sum(jnp.where(apart, half * dy, 0.0))
         pos = self._clamp(jnp.stack([new_x, new_y], 1))
 
-        target = jnp.sum(aim * k.index[None, :], 1)
+        target = row_sum(aim_f * k.index[None, :]).astype(jnp.int32)
         return s.replace(
             pos=pos,
             health=health * alive,
@@ -630,7 +666,7 @@ class MicroEnv(MultiAgentEnv):
         """Agent-relative distance and offsets, scaled by sight range: ``[N, U]``."""
         n, sight = self.num_agents, self.config.sight_range
         rel = (state.pos[None, :, :] - state.pos[:n, None, :]) / sight
-        dist = jnp.sqrt(jnp.sum(rel * rel, -1) + 1e-12)
+        dist = jnp.sqrt(rel[..., 0] ** 2 + rel[..., 1] ** 2 + 1e-12)
         return dist, rel
 
     def _attackable(self, state: MicroState):

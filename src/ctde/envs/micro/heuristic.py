@@ -31,19 +31,16 @@ from ctde.envs.micro.env import (
     STOP,
     MicroState,
     pairwise,
+    row_sum,
     uniform,
 )
 
 MODES = ("nearest", "focus", "stop")
 
 
-def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: int | None = None,
-                     noise: float = 0.0, reaction: float = 0.0) -> jax.Array:
-    """Scripted actions of every unit ``[U]`` (allies then enemies; slice the side you need).
-
-    ``side`` is accepted for readability at call sites; both sides are always computed.
-    """
-    del side
+def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: float = 0.0,
+                     reaction: float = 0.0) -> jax.Array:
+    """Scripted actions of every unit ``[U]``: allies ``[:N]``, enemies ``[N:]``."""
     if mode not in MODES:
         raise ValueError(f"unknown scripted mode {mode!r}: use one of {MODES}")
     p = env.params
@@ -52,11 +49,11 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
         return jnp.where(state.alive, STOP, NOOP).astype(jnp.int32)
     avail = state.avail
     _, dist = pairwise(state.pos)
-    sel = p.target_select  # [U, K, U]: which unit each target action names
+    sel = p.target_select  # [U, K, U]: 1 where target action k names unit v
 
     def per_target(values):  # [U] or [U, U] per unit -> [U, K] per target action
         values = values if values.ndim == 2 else values[None, :]
-        return jnp.sum(jnp.where(sel, values[:, None, :], 0.0), -1)
+        return row_sum(sel * values[:, None, :])
 
     # Which target order to give.
     tgt_dist = per_target(dist)
@@ -64,7 +61,7 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
         score = tgt_dist
     else:  # weakest target already in weapon range, else the nearest
         edge = dist - p.radius[:, None] - p.radius[None, :]
-        in_reach = jnp.any(sel & (edge <= p.reach[:, None])[:, None, :], -1)
+        in_reach = per_target((edge <= p.reach[:, None]).astype(jnp.float32)) > 0
         weakest = per_target(state.health + state.shield) + 1e-3 * tgt_dist
         score = jnp.where(in_reach, weakest - 1e6, tgt_dist)
     frac = per_target(state.health / p.health_max)
@@ -80,10 +77,12 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
     toward = jnp.where(p.is_healer[:, None], follow, p.can_attack) & state.alive[None, :]
     gap = jnp.where(toward, dist + 1e-5 * jnp.arange(u), jnp.inf)
     nearest = toward & (gap <= jnp.min(gap, 1, keepdims=True))  # one-hot [U, U]
-    offset = jnp.sum(jnp.where(nearest[..., None], state.pos[None] - state.pos[:, None], 0.0), 1)
+    diff = state.pos[None] - state.pos[:, None]  # [U, U, 2] other - self
+    offset_x = row_sum(nearest * diff[..., 0])
+    offset_y = row_sum(nearest * diff[..., 1])
     far = jnp.where(p.is_healer, jnp.min(gap, 1) > 0.75 * p.reach, True)
     go = jnp.any(toward, 1) & far
-    align = jnp.stack([offset[:, 1], -offset[:, 1], offset[:, 0], -offset[:, 0]], 1)  # N S E W
+    align = jnp.stack([offset_y, -offset_y, offset_x, -offset_x], 1)  # N S E W
     moves = avail[:, MOVE_NORTH: MOVE_NORTH + 4]
     best = jnp.argmax(jnp.where(moves, align, -jnp.inf), 1)
     go = go & jnp.any(moves, 1)
@@ -107,6 +106,5 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", side: i
 def heuristic_actions(env, state: MicroState, key, mode: str = "focus",
                       noise: float = 0.0, reaction: float = 0.0) -> jax.Array:
     """Scripted actions ``[N]`` for the allies (the learning agents' side)."""
-    return scripted_actions(env, state, key, mode, side=0, noise=noise,
-                            reaction=reaction)[: env.num_agents]
+    return scripted_actions(env, state, key, mode, noise, reaction)[: env.num_agents]
 
