@@ -363,6 +363,7 @@ def test_yaml_scenario(tmp_path):
      "two numbers"),
     ("allies: {marine: 3\n", "not valid YAML"),
     ("- 3m\n", "must be a mapping"),
+    ("allies: {medivac: 1}\nenemies: {marine: 3}\nepisode_limit: 60\n", "can attack"),
 ])
 def test_malformed_yaml(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -504,3 +505,10 @@ def test_render(tmp_path):
 
 def test_micro_env_is_the_registered_class():
     assert isinstance(make("5w"), MicroEnv)
+
+
+def test_single_agent_scenario():
+    env = make("micro", scenario=Scenario("1v1", (("stalker", 1),), (("zergling", 1),), 30))
+    obs, s = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    obs, s, r, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), s, jnp.array([1]))
+    assert obs.shape == (1, env.obs_dim) and r.shape == (1,)

@@ -48,6 +48,9 @@ class Scenario:
                         f"scenario {self.name!r}: {side} count of {name!r} must be a "
                         f"positive integer, got {count!r}"
                     )
+            if not any(unit_type(name).is_combat for name, _ in team):
+                raise ValueError(f"scenario {self.name!r}: {side} need at least one unit "
+                                 "that can attack (medivacs alone cannot fight)")
         if not isinstance(self.episode_limit, int) or self.episode_limit < 1:
             raise ValueError(
                 f"scenario {self.name!r}: episode_limit must be a positive integer, "
