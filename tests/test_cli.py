@@ -164,3 +164,23 @@ def test_every_shipped_config_is_valid():
     assert paths
     for path in paths:
         validate(spec_from_dict(load_yaml(path)))
+
+
+def test_seeds_spread_over_host_devices_train_and_resume(tmp_path):
+    """The CLI exposes CPU cores as devices and shards the seed axis; a fresh process
+    is needed because the device count is fixed when JAX starts."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "sharded")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    code = ("import sys; from ctde.run import runner; from ctde.run.spec import RunSpec; "
+            "import jax; assert len(jax.devices()) == 2; "
+            "spec = RunSpec(algo='mappo', env='identity', steps=1200, seeds=2, log_every=400, "
+            "eval_episodes=2, config={'num_envs': 8, 'rollout_steps': 10}); "
+            "runner.train(spec, sys.argv[1], progress=False, stop_after_segments=2)")
+    subprocess.run([sys.executable, "-c", code, out], env=env, check=True)
+    resumed = subprocess.run([sys.executable, "-m", "ctde.cli", "train", "--resume", out,
+                              "--no-progress"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert int(rows(out)[-1]["env_steps"]) == 1200

@@ -80,13 +80,18 @@ def seed_sharding(seeds: int):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
 
 
-def make_segment(trainer, plan: Plan) -> Callable:
-    """One jitted call: K updates of every seed. Returns (state, metrics [seeds, K, ...])."""
+def make_segment(trainer, plan: Plan, sharding=None) -> Callable:
+    """One jitted call: K updates of every seed. Returns (state, metrics [seeds, K, ...]).
+    With a ``sharding`` every input and output leaf is split along its seed axis, so the
+    state comes back laid out exactly as the next call expects it."""
 
     def one_seed(state):
         return jax.lax.scan(lambda s, _: trainer.update(s), state, None, plan.updates_per_segment)
 
-    return jax.jit(jax.vmap(one_seed), donate_argnums=0)
+    if sharding is None:
+        return jax.jit(jax.vmap(one_seed), donate_argnums=0)
+    return jax.jit(jax.vmap(one_seed), donate_argnums=0, in_shardings=(sharding,),
+                   out_shardings=sharding)
 
 
 def make_evaluate(trainer, episodes: int) -> Callable:
@@ -230,7 +235,7 @@ def train(
     if sharding is not None:
         state = jax.device_put(state, sharding)
     t0 = time.perf_counter()
-    segment = make_segment(trainer, plan).lower(state).compile()
+    segment = make_segment(trainer, plan, sharding).lower(state).compile()
     if counters["segment"] == 0:
         counters["compile_s"] = time.perf_counter() - t0
     evaluate = make_evaluate(trainer, spec.eval_episodes) if spec.eval_episodes else None
