@@ -369,12 +369,12 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         key, k_actor, k_critic, k_approx, k_env = jax.random.split(key, 5)
         obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
         critic_in = jnp.zeros((n, n * (d + a_dim)))
-        actor_params = jax.vmap(actor.init)(jax.random.split(k_actor, n), obs[0])
-        critic_params = jax.vmap(critic.init)(jax.random.split(k_critic, n), critic_in)
+        actor_params = init_per_agent(actor, jax.random.split(k_actor, n), obs[0])
+        critic_params = init_per_agent(critic, jax.random.split(k_critic, n), critic_in)
         approx_params = None
-        if config.policy_inference:
+        if config.policy_inference:  # [N(i), N(j), ...]
             keys = jax.random.split(k_approx, (n, n))
-            approx_params = jax.vmap(jax.vmap(approx.init), in_axes=(0, None))(keys, obs[0])
+            approx_params = stack([init_per_agent(approx, keys[i], obs[0]) for i in range(n)])
         params = Params(actor_params, critic_params, approx_params)
         opt = Params(
             jax.vmap(actor_tx.init)(actor_params),
@@ -559,6 +559,17 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         return None  # feed-forward actors: no recurrent state
 
     return Trainer(config, env, init, update, act, init_carry, config.steps_per_update)
+
+
+def init_per_agent(module, keys, inputs):
+    """``module``'s parameters for each agent (``keys [N]``, ``inputs [N, ...]``), stacked on
+    a leading agent axis. An init-time loop rather than a vmap: a batched orthogonal
+    initialiser (a batched QR) inside jit can deadlock XLA's CPU thread pool (jaxlib 0.10)."""
+    return stack([module.init(keys[i], inputs[i]) for i in range(len(inputs))])
+
+
+def stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def select(mask, on_true, on_false):

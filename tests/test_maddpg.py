@@ -1,0 +1,211 @@
+"""MADDPG: hand-worked critic targets and policy gradients, Gumbel-softmax, learning,
+determinism, teams and config errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ctde.algos import maddpg
+from ctde.envs import make
+
+# --- the paper's terms, by hand -----------------------------------------------------------
+
+
+def test_critic_target_bootstraps_unless_terminated():
+    # y = r + gamma (1 - terminated) Q'(x', a'): 1 + 0.5 * 3 = 2.5 and -2 + 0.5 * 4 = 0;
+    # a terminated row keeps only r.
+    reward = jnp.array([[1.0, -2.0], [1.0, -2.0]])
+    next_q = jnp.array([[3.0, 4.0], [3.0, 4.0]])
+    y = maddpg.critic_target(reward, jnp.array([False, True]), next_q, 0.5)
+    np.testing.assert_allclose(y, [[2.5, 0.0], [1.0, -2.0]])
+
+
+def test_critic_loss_is_a_per_agent_mean_squared_error():
+    q = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+    y = jnp.array([[0.0, 2.0], [1.0, 1.0]])
+    # agent 0: (1^2 + 2^2) / 2 = 2.5;  agent 1: (0 + 3^2) / 2 = 4.5
+    np.testing.assert_allclose(maddpg.critic_loss(q, y), [2.5, 4.5])
+    grad = jax.grad(lambda q: maddpg.critic_loss(q, q + 1.0).sum())(q)
+    np.testing.assert_allclose(grad, -jnp.ones_like(q))  # the target is held constant
+
+
+def linear_q(w, x):
+    return x @ w
+
+
+@pytest.mark.parametrize("centralised", [True, False])
+def test_policy_gradient_flows_through_own_action_only(centralised):
+    # Two agents, one observation and one action each: mu_i(o_i) = tanh(theta_i o_i) with
+    # theta = (0.5, -0.25), o = (1, 2); linear critics on (o_0, o_1, a_0, a_1) with weights
+    # w_0 = (0, 0, 2, 3), w_1 = (0, 0, 5, 7); buffered actions b = (0.1, 0.2).
+    obs = jnp.array([[[1.0], [2.0]]])  # [S=1, N=2, d=1]
+    buffered = jnp.array([[[0.1], [0.2]]])  # [S, N, A=1]
+    w = jnp.array([[0.0, 0.0, 2.0, 3.0], [0.0, 0.0, 5.0, 7.0]])
+    sees = jnp.ones((2, 2)) if centralised else jnp.eye(2)  # MADDPG vs DDPG critics
+
+    def objective(theta):
+        mu = jnp.tanh(theta[None, :, None] * obs)
+        joint = maddpg.joint_with_own_action(mu, buffered)
+        return maddpg.policy_objective(maddpg.centralised_q_values(linear_q, w, sees, obs, joint))
+
+    theta = jnp.array([0.5, -0.25])
+    t = np.tanh(0.5)
+    # J_0 = 2 mu_0 + 3 b_1, J_1 = 5 b_0 + 7 mu_1 (mu_1 = -tanh 0.5); a DDPG critic sees no b.
+    expected = [2 * t + 0.6, 0.5 - 7 * t] if centralised else [2 * t, -7 * t]
+    np.testing.assert_allclose(objective(theta), expected, rtol=1e-6)
+    # dJ_i/dtheta_i = w_ii (1 - tanh^2) o_i: 2 (1 - t^2) * 1 and 7 (1 - t^2) * 2. No cross
+    # terms: critic 1 sees agent 0's *buffered* action, not mu_0.
+    grad = jax.grad(lambda th: objective(th).sum())(theta)
+    np.testing.assert_allclose(grad, [2 * (1 - t**2), 14 * (1 - t**2)], rtol=1e-6)
+
+
+def test_ddpg_critic_ignores_the_other_agents():
+    key = jax.random.PRNGKey(0)
+    w = jax.random.normal(key, (3, 3 * (4 + 2)))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 3, 4))
+    joint = jax.random.normal(jax.random.PRNGKey(2), (5, 3, 3, 2))
+
+    def q(obs, joint, sees):
+        return maddpg.centralised_q_values(linear_q, w, sees, obs, joint).sum()
+
+    grad = jax.jit(jax.grad(q, argnums=(0, 1)))
+    g_obs, g_act = grad(obs, joint, jnp.eye(3))
+    # critic i's gradient reaches only (o_i, a_i): the others' entries are exactly zero
+    assert np.all(np.asarray(g_obs) != 0)  # each o_i reaches its own critic
+    mask = np.eye(3, dtype=bool)[None, :, :, None]
+    assert np.all(np.asarray(g_act)[np.broadcast_to(~mask, g_act.shape)] == 0)
+    assert np.all(np.asarray(g_act)[np.broadcast_to(mask, g_act.shape)] != 0)
+    g_obs_c, _ = grad(obs, joint, jnp.ones((3, 3)))
+    assert not np.allclose(g_obs_c, g_obs)  # a centralised critic sees everyone
+
+
+def test_policy_inference_objective_and_soft_update():
+    log_lik = jnp.array([[[-1.0, -2.0]], [[-3.0, -4.0]]])  # [S=2, N=1, N=2]
+    entropy = jnp.array([[[1.0, 0.5]], [[1.0, 0.5]]])
+    # mean over S of log p + 0.1 H: (-2 + 0.1, -3 + 0.05)
+    np.testing.assert_allclose(maddpg.policy_inference_objective(log_lik, entropy, 0.1),
+                               [[-1.9, -2.95]], rtol=1e-6)
+    target = maddpg.soft_update({"w": jnp.zeros(2)}, {"w": jnp.array([1.0, -2.0])}, 0.01)
+    np.testing.assert_allclose(target["w"], [0.01, -0.02])
+
+
+def test_gumbel_softmax_hard_sample_is_the_categorical_sample():
+    logits = jnp.log(jnp.array([[0.7, 0.2, 0.1]] * 4))
+    key = jax.random.PRNGKey(3)
+    w = jnp.array([1.0, 2.0, 3.0])
+
+    @jax.jit
+    def draws(logits):
+        soft = maddpg.gumbel_softmax(key, logits, 1.0)
+        hard = maddpg.gumbel_softmax(key, logits, 1.0, hard=True)
+        categorical = jax.random.categorical(key, logits)
+        g_soft = jax.grad(lambda lg: (maddpg.gumbel_softmax(key, lg, 0.5) @ w).sum())(logits)
+        g_hard = jax.grad(lambda lg: (maddpg.gumbel_softmax(key, lg, 0.5, True) @ w).sum())(logits)
+        return soft, hard, categorical, g_soft, g_hard
+
+    soft, hard, categorical, g_soft, g_hard = draws(logits)
+    np.testing.assert_allclose(soft.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(hard, jax.nn.one_hot(jnp.argmax(soft, -1), 3))
+    # what the env executes (a categorical sample) is the same draw's argmax
+    np.testing.assert_array_equal(jnp.argmax(hard, -1), categorical)
+    # straight-through: the relaxed sample's gradient
+    np.testing.assert_allclose(g_hard, g_soft, rtol=1e-5)
+
+
+# --- the whole learner ------------------------------------------------------------------
+
+FAST_COMPILE = {"xla_backend_optimization_level": 0}  # a fraction of the compile time
+
+
+def compiled(trainer):
+    """The trainer with ``init`` and ``update`` compiled once (without LLVM optimisation)."""
+    init = jax.jit(trainer.init).lower(jax.random.PRNGKey(0)).compile(FAST_COMPILE)
+    update = jax.jit(trainer.update).lower(init(jax.random.PRNGKey(0))).compile(FAST_COMPILE)
+    return trainer._replace(init=init), update
+
+
+IDENTITY = dict(num_envs=16, rollout_steps=10, update_every=10, batch_size=256, buffer_size=10_000,
+                warmup_steps=480)
+
+
+@pytest.fixture(scope="module")
+def identity_learner():
+    """MADDPG on the continuous identity task; one compiled update shared by the tests."""
+    env = make("identity", num_agents=2, num_actions=2, continuous_actions=True)
+    return env, *compiled(maddpg.make_train(maddpg.Config(**IDENTITY), env))
+
+
+def train(trainer, update, updates, seed):
+    state = trainer.init(jax.random.PRNGKey(seed))
+    for _ in range(updates):
+        state, metrics = update(state)
+    return state, metrics
+
+
+def test_learns_the_continuous_identity_task(identity_learner):
+    env, trainer, update = identity_learner
+    state, metrics = train(trainer, update, 30, seed=0)
+    sums = metrics["episode_sums"]
+    assert float(sums["return"] / sums["episodes"]) > -0.5  # random play: about -6.7
+    # decentralised execution: every agent outputs its own cue
+    obs, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(7), 64))
+    actions, _ = jax.jit(trainer.act, static_argnums=4)(state.params, obs, None,
+                                                         jax.random.PRNGKey(0), True)
+    cue = obs[..., :2]  # the observation is (cue, time)
+    assert float(jnp.mean((actions - cue) ** 2)) < 0.02  # random play: 0.67
+
+
+def test_same_seed_same_result_and_different_seed_differs(identity_learner):
+    _, trainer, update = identity_learner
+    a, _ = train(trainer, update, 4, seed=1)  # warm-up is 3 updates: learning has begun
+    b, _ = train(trainer, update, 4, seed=1)
+    c, _ = train(trainer, update, 4, seed=2)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y)
+               for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params), strict=True))
+    first, _ = train(trainer, update, 1, seed=1)  # warm-up: random actions, no learning
+    initial = trainer.init(jax.random.PRNGKey(1))
+    for x, y in zip(jax.tree.leaves(first.params), jax.tree.leaves(initial.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_learns_the_discrete_identity_task():
+    env = make("identity", num_agents=2, num_actions=4)
+    trainer, update = compiled(maddpg.make_train(maddpg.Config(**IDENTITY), env))
+    state, metrics = train(trainer, update, 12, seed=0)
+    sums = metrics["episode_sums"]
+    assert float(sums["accuracy"] / sums["episodes"]) > 0.9  # random play: 0.25
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"batch_size": 2048, "buffer_size": 1000}, "smaller than a batch"),
+        ({"num_envs": 10, "rollout_steps": 25, "update_every": 100}, "must divide"),
+        ({"buffer_size": 1024, "batch_size": 1024}, "cannot hold one iteration"),
+        ({"team_algos": ("maddpg", "ppo")}, "team_algos entries must be one of"),
+        ({"gamma": 1.5}, "gamma must be in"),
+        ({"tau": 0.0}, "tau must be in"),
+        ({"actor_lr": 0.0}, "actor_lr must be > 0"),
+        ({"num_envs": 0}, "num_envs must be >= 1"),
+    ],
+)
+def test_invalid_config_is_rejected(bad, message):
+    with pytest.raises(ValueError, match=message):
+        maddpg.Config(**bad)
+
+
+def test_team_split_must_match_the_env():
+    with pytest.raises(ValueError, match="team_algos has 1 entries but simple_tag has 2 team"):
+        maddpg.make_train(maddpg.Config(team_algos=("maddpg",)), make("simple_tag"))
+    with pytest.raises(ValueError, match="has 1 team"):
+        maddpg.make_train(maddpg.Config(team_algos=("maddpg", "ddpg")), make("identity"))
+    roles = maddpg.agent_roles(maddpg.Config(team_algos=("ddpg", "random")), make("simple_tag"))
+    np.testing.assert_array_equal(roles["learns"], [True, True, True, False])
+    np.testing.assert_array_equal(roles["centralised"], [False] * 4)
+    np.testing.assert_array_equal(roles["random"], [False, False, False, True])
