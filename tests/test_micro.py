@@ -23,7 +23,7 @@ from ctde.envs.micro import (
     load_scenario,
     scripted_actions,
 )
-from ctde.envs.micro.env import uniform
+from ctde.envs.micro.env import col_sum, row_sum, uniform
 from ctde.envs.micro.evaluate import evaluate
 
 STEP_S = 8 / 22.4  # seconds per env step
@@ -505,6 +505,14 @@ def test_render(tmp_path):
 
 def test_micro_env_is_the_registered_class():
     assert isinstance(make("5w"), MicroEnv)
+
+
+@pytest.mark.parametrize("batch", [1, 300])  # below and above the matrix-vector threshold
+def test_unit_axis_sums(batch):
+    x = jax.random.normal(jax.random.PRNGKey(0), (batch, 6, 6))
+    np.testing.assert_allclose(jax.jit(jax.vmap(row_sum))(x), x.sum(-1), atol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.vmap(col_sum))(x), x.sum(-2), atol=1e-5)
+    np.testing.assert_allclose(row_sum(x[0]), x[0].sum(-1), atol=1e-5)
 
 
 def test_single_agent_scenario():

@@ -303,19 +303,37 @@ def uniform(key: jax.Array, shape: tuple[int, ...], salt: int = 0) -> jax.Array:
     return ((x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))).reshape(shape)
 
 
-def row_sum(x: jax.Array) -> jax.Array:
-    """``x.sum(-1)`` over a unit axis, as a product with a ones vector.
+# Above this many elements a sum over the unit axis runs as a matrix-vector product.
+_MATVEC_MIN_SIZE = 4096
 
-    XLA:CPU sends a reduction over an axis this small (a few to a few dozen units) through
-    a generic kernel; a product with a constant vector becomes one matrix-vector product
-    over the whole batch (about 1.5x faster sub-steps).
+
+def _sum_last(x: jax.Array) -> jax.Array:
+    if x.size >= _MATVEC_MIN_SIZE:
+        return x @ jnp.ones(x.shape[-1], x.dtype)
+    return jnp.sum(x, -1)
+
+
+@jax.custom_batching.custom_vmap
+def row_sum(x: jax.Array) -> jax.Array:
+    """``x.sum(-1)`` over a unit axis, the fastest way for the batch it runs in.
+
+    XLA:CPU sends a reduction over an axis this small (a few to a few dozen units)
+    through a generic kernel that is slow on large batches; a product with a ones vector
+    becomes one matrix-vector product over the whole batch (about 2x faster at 2048
+    envs) but costs more per call on small ones. Under ``vmap`` the batch size is known
+    here, so the choice is made on the batched size. (Not reverse-differentiable.)
     """
-    return x @ jnp.ones(x.shape[-1], x.dtype)
+    return _sum_last(x)
+
+
+@row_sum.def_vmap
+def _row_sum_batched(axis_size, in_batched, x):
+    return _sum_last(x), in_batched[0]  # the batch axis is leading: reduce the last
 
 
 def col_sum(x: jax.Array) -> jax.Array:
     """``x.sum(0)`` of an ``[U, U]`` plane, as ``row_sum`` does it."""
-    return jnp.ones(x.shape[0], x.dtype) @ x
+    return row_sum(jnp.swapaxes(x, -1, -2))
 
 
 def pairwise(pos: jax.Array) -> tuple[jax.Array, jax.Array]:
