@@ -305,7 +305,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     n, a_dim, d = env.num_agents, env.action_dim, env.obs_dim
     discrete = env.discrete
     space = env.action_space
-    learns, explores, random_agent = roles["learns"], roles["learns"], roles["random"]
+    learns, random_agent = roles["learns"], roles["random"]
     # sees[i, j]: whether agent i's critic gets (o_j, a_j); a DDPG critic sees only its own.
     sees = jnp.asarray(roles["centralised"][:, None] | np.eye(n, dtype=bool), jnp.float32)
     eye = jnp.eye(n, dtype=bool)
@@ -341,7 +341,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         if discrete:
             logits = dist.masked_logits(pre, avail)
             sampled = dist.categorical_sample(k_explore, logits)  # = argmax(logits + Gumbel)
-            greedy = dist.categorical_sample(k_explore, logits, deterministic=True)
+            greedy = jnp.argmax(logits, axis=-1)
             uniform = dist.categorical_sample(k_random, dist.masked_logits(jnp.zeros_like(pre), avail))
             action = jnp.where(use_random, uniform, jnp.where(explore, sampled, greedy))
             return jax.nn.one_hot(action, a_dim), action
@@ -406,7 +406,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             env_state, obs, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
             avail = full_avail(avail_of(env_state))
-            action, env_action = behaviour(ls.params.actor, obs, avail, k_act, explores, use_random)
+            # learners explore; frozen agents act greedily
+            action, env_action = behaviour(ls.params.actor, obs, avail, k_act, learns, use_random)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 jax.random.split(k_env, config.num_envs), env_state, env_action
             )
@@ -550,7 +551,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         of a "random" team always act uniformly at random. Returns (env actions, carry)."""
         if avail is None:
             avail = jnp.ones((*obs.shape[:-1], a_dim), bool)
-        explore = np.zeros(n, bool) if deterministic else explores
+        explore = np.zeros(n, bool) if deterministic else learns
         use_random = jnp.broadcast_to(random_agent, obs.shape[:-1])
         _, env_action = behaviour(params.actor, obs, full_avail(avail), key, explore, use_random)
         return env_action, carry
