@@ -205,6 +205,8 @@ def test_team_split_must_match_the_env():
         maddpg.make_train(maddpg.Config(team_algos=("maddpg",)), make("simple_tag"))
     with pytest.raises(ValueError, match="has 1 team"):
         maddpg.make_train(maddpg.Config(team_algos=("maddpg", "ddpg")), make("identity"))
+    with pytest.raises(ValueError, match="soft_actions needs continuous actions"):
+        maddpg.make_train(maddpg.Config(soft_actions=True), make("simple_tag"))
     roles = maddpg.agent_roles(maddpg.Config(team_algos=("ddpg", "random")), make("simple_tag"))
     np.testing.assert_array_equal(roles["learns"], [True, True, True, False])
     np.testing.assert_array_equal(roles["centralised"], [False] * 4)

@@ -1,5 +1,6 @@
 """MADDPG on every MPE scenario, discrete and continuous, cooperative and competitive,
-with the per-team learners ("maddpg", "ddpg", "random", "frozen") and policy inference.
+with the per-team learners ("maddpg", "ddpg", "random", "frozen"), policy inference and the
+original code's soft actions.
 
 Every scenario is traced (shapes, dtypes, the learner-state structure) in a second or
 two; three representative ones also compile and run two updates. All nine run for
@@ -22,7 +23,8 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 SCENARIOS = [
     ("simple_tag", False, {"team_algos": ("maddpg", "frozen")}),
     ("simple_world_comm", False, {"team_algos": ("maddpg", "ddpg")}),
-    ("simple_push", True, {"team_algos": ("maddpg", "random"), "policy_inference": True}),
+    ("simple_push", True, {"team_algos": ("maddpg", "random"), "policy_inference": True,
+                           "soft_actions": True}),
     ("simple", True, {}),
     ("simple_adversary", False, {"team_algos": ("ddpg", "maddpg")}),
     ("simple_crypto", True, {"policy_inference": True}),
@@ -88,6 +90,9 @@ def test_two_updates_run_and_stay_finite(name, continuous, settings):
             changed = np.any(np.asarray(x != y).reshape(env.num_agents, -1), axis=1)
             # learners move; "frozen" and "random" agents keep their parameters
             np.testing.assert_array_equal(changed, roles["learns"], err_msg=network)
+    if trainer.config.soft_actions:  # the relaxed one-hot itself is the env's action
+        actions = np.asarray(after.buffer.data.action[:after.buffer.size])
+        np.testing.assert_allclose(actions.sum(-1), 1.0, rtol=1e-5)
     if roles["random"].any():  # a random team acts at random even when deterministic
         obs, _ = env.reset(jax.random.PRNGKey(1))
         act = jax.jit(lambda k: trainer.act(after.params, obs, None, k, True)[0])

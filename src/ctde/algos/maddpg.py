@@ -20,7 +20,9 @@ Discrete actions use the Gumbel-softmax relaxation of the original MADDPG code: 
 actor outputs logits, the env gets the hard sample argmax(logits + Gumbel noise), the
 buffer stores its one-hot, and the critic's policy-gradient input is the relaxed sample
 softmax((logits + g) / temperature) (or its straight-through one-hot). Continuous
-actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise.
+actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise,
+or, with ``soft_actions``, are the relaxed sample itself: what the original code fed
+MPE, which reads the vector as forces (MPE's continuous action mode).
 
 Variants, all settings of ``Config``:
 - policy inference (Sec. 4.2): agent i fits approximations mu_hat_i^j of the others'
@@ -84,6 +86,8 @@ class Config:
     exploration_std: float = 0.1  # continuous: Gaussian noise std on actions in [-1, 1]
     gumbel_temperature: float = 1.0  # discrete: relaxation temperature
     straight_through: bool = False  # discrete: hard one-hot forward, relaxed gradient
+    soft_actions: bool = False  # continuous: act with the Gumbel-softmax sample itself
+    #                             (the original code on MPE); its noise is the exploration
     policy_inference: bool = False  # Sec. 4.2: targets use learned approximations mu_hat
     inference_lr: float = 1e-2
     inference_entropy: float = 1e-3  # lambda: entropy bonus of the approximations
@@ -305,13 +309,20 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     n, a_dim, d = env.num_agents, env.action_dim, env.obs_dim
     discrete = env.discrete
     space = env.action_space
+    if config.soft_actions and discrete:
+        raise ValueError(f"maddpg: soft_actions needs continuous actions; {env.name} has discrete "
+                         "ones (try --env.continuous_actions true)")
+    relaxed = discrete or config.soft_actions  # actions are (relaxed) one-hots
+
+    def squash(pre):  # a continuous head -> an action the critics see
+        return jax.nn.softmax(pre, axis=-1) if config.soft_actions else jnp.tanh(pre)
     learns, random_agent = roles["learns"], roles["random"]
     # sees[i, j]: whether agent i's critic gets (o_j, a_j); a DDPG critic sees only its own.
     sees = jnp.asarray(roles["centralised"][:, None] | np.eye(n, dtype=bool), jnp.float32)
     eye = jnp.eye(n, dtype=bool)
 
     # Networks (common/networks): a linear head of width A on a 2-layer MLP gives the
-    # actor's logits (discrete) or pre-tanh action (continuous); Q_i is a scalar head.
+    # actor's logits (discrete, soft actions) or pre-tanh action; Q_i is a scalar head.
     actor = CategoricalPolicy(a_dim, config.hidden, config.activation)
     critic = ValueNetwork(config.hidden, config.activation)
     approx = (CategoricalPolicy if discrete else GaussianPolicy)(a_dim, config.hidden, config.activation)
@@ -328,7 +339,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     def policy_action(pre, avail, key):
         """The differentiable action the critics see: the Gumbel-softmax sample of the
         masked logits, or tanh of the continuous head. ``[..., A]``."""
-        if discrete:
+        if relaxed:
             logits = dist.masked_logits(pre, avail)
             return gumbel_softmax(key, logits, config.gumbel_temperature, config.straight_through)
         return jnp.tanh(pre)
@@ -345,11 +356,18 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             uniform = dist.categorical_sample(k_random, dist.masked_logits(jnp.zeros_like(pre), avail))
             action = jnp.where(use_random, uniform, jnp.where(explore, sampled, greedy))
             return jax.nn.one_hot(action, a_dim), action
-        mu = jnp.tanh(pre)
-        noisy = jnp.clip(mu + config.exploration_std * jax.random.normal(k_explore, mu.shape), -1, 1)
-        uniform = jax.random.uniform(k_random, mu.shape, minval=-1.0, maxval=1.0)
+        if config.soft_actions:  # a point of the simplex, read by the env as forces
+            mu = jax.nn.softmax(pre / config.gumbel_temperature, axis=-1)
+            noisy = gumbel_softmax(k_explore, pre, config.gumbel_temperature)
+            uniform = gumbel_softmax(k_random, jnp.zeros_like(pre), config.gumbel_temperature)
+        else:
+            mu = jnp.tanh(pre)
+            noisy = jnp.clip(mu + config.exploration_std * jax.random.normal(k_explore, mu.shape),
+                             -1, 1)
+            uniform = jax.random.uniform(k_random, mu.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(use_random[..., None], uniform, jnp.where(explore[:, None], noisy, mu))
-        return action, space.low + (action + 1.0) * (space.high - space.low) / 2
+        unit = action if config.soft_actions else (action + 1.0) / 2  # in [0, 1]
+        return action, space.low + unit * (space.high - space.low)
 
     def full_avail(avail):  # continuous envs report [.., N, 1]: widen to [.., N, A]
         return jnp.broadcast_to(avail, (*avail.shape[:-1], a_dim))
@@ -431,7 +449,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         if discrete:
             inferred = policy_action(out, batch.next_avail[:, None], k_approx)
         else:
-            inferred = jnp.tanh(out[0])  # the approximation's mean action
+            inferred = squash(out[0])  # the approximation's mean action
         return joint_with_own_action(own, inferred)  # agent i uses its own mu_i' for itself
 
     def masked_update(tx, grads, opt, params, mask):
@@ -462,7 +480,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                     entropy = dist.categorical_entropy(logits)
                 else:
                     mean, log_std = out
-                    log_lik = dist.gaussian_log_prob(jnp.tanh(mean), log_std[None], batch.action[:, None])
+                    log_lik = dist.gaussian_log_prob(squash(mean), log_std[None], batch.action[:, None])
                     entropy = dist.gaussian_entropy(log_std[None], log_lik.shape)
                 objective = policy_inference_objective(log_lik, entropy, config.inference_entropy)
                 off_diagonal = ~eye  # agent i needs no model of itself
