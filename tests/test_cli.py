@@ -183,4 +183,23 @@ def test_seeds_spread_over_host_devices_train_and_resume(tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "ctde.cli", "train", "--resume", out,
                               "--no-progress"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    assert "x 2 seeds on 2 devices" in resumed.stdout, resumed.stdout
     assert int(rows(out)[-1]["env_steps"]) == 1200
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores")
+def test_cli_spreads_seeds_over_cores_by_itself(tmp_path):
+    """Without any XLA flag from the user the CLI sets the host device count before JAX
+    starts, so two seeds run on two cores."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ctde.cli", "train", "mappo", "identity", "--steps", "400",
+         "--seeds", "2", "--log-every", "400", "--eval-episodes", "0", "--num-envs", "8",
+         "--rollout-steps", "10", "--out", str(tmp_path / "run"), "--no-progress"],
+        env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "x 2 seeds on 2 devices" in done.stdout, done.stdout
+    assert "RuntimeWarning" not in done.stderr, done.stderr

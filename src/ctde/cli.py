@@ -65,7 +65,7 @@ def cmd_train(args, extra: list[str]) -> int:
     if args.resume:
         if args.algo or extra:
             raise UsageError("--resume takes only the run folder: ctde train --resume RUN")
-        from ctde.run.runner import read_spec
+        from ctde.run.spec import read_spec
 
         spec = read_spec(args.resume)
         _set_host_devices(spec.seeds)
@@ -115,11 +115,17 @@ def _print_summary(out: str, summary: dict) -> None:
     rows = summary["last_rows"]
     if not rows:
         return
-    ret = np.nanmean([float(r.get("return_mean", np.nan)) for r in rows])
-    ev = np.nanmean([float(r.get("eval_return_mean", np.nan)) for r in rows])
+
+    def mean(key):  # over seeds; nan when the column is empty (e.g. no evaluation)
+        values = np.array([float(r.get(key) or "nan") for r in rows])
+        return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+
+    ret, ev = mean("return_mean"), mean("eval_return_mean")
     sps = summary["env_steps"] * len(rows) / max(summary["wall_s"], 1e-9)
+    devices = summary.get("devices", 1)
+    on = f" on {devices} devices" if devices > 1 else ""
     print(
-        f"done: {summary['env_steps']:,} env steps x {len(rows)} seeds in {summary['wall_s']:.1f} s "
+        f"done: {summary['env_steps']:,} env steps x {len(rows)} seeds{on} in {summary['wall_s']:.1f} s "
         f"(+ compile {summary['compile_s']:.1f} s, {sps:,.0f} env-steps/s); "
         f"return_mean {ret:.3f}, eval_return_mean {ev:.3f}"
     )
@@ -200,6 +206,8 @@ def cmd_algos(args, extra) -> int:
 
 def cmd_demo(args, extra) -> int:
     """A short MAPPO run on simple_spread: learning-curve summary and a GIF."""
+    seeds = 2
+    _set_host_devices(seeds)  # before JAX is imported
     import numpy as np
 
     from ctde.envs.render import save_animation
@@ -211,8 +219,8 @@ def cmd_demo(args, extra) -> int:
         import shutil
 
         shutil.rmtree(out)  # the demo folder is always fresh
-    spec = RunSpec(algo="mappo", env="simple_spread", steps=args.steps, seeds=2, log_every=args.steps // 10)
-    _set_host_devices(spec.seeds)
+    spec = RunSpec(algo="mappo", env="simple_spread", steps=args.steps, seeds=seeds,
+                   log_every=args.steps // 10)
     print(f"demo: MAPPO on simple_spread (3 agents, 3 landmarks), {spec.steps:,} env steps x "
           f"{spec.seeds} seeds -> {out}")
     summary = train(spec, out, progress=not args.no_progress)

@@ -26,7 +26,7 @@ import yaml
 from ctde import __version__, algos
 from ctde.algos.common.episodes import episode_sums
 from ctde.run import checkpoint
-from ctde.run.spec import RunSpec, load_yaml, spec_from_dict, validate
+from ctde.run.spec import RunSpec, read_spec, validate
 
 #: Metric names in ``info`` that get a friendlier column name.
 COLUMN_NAMES = {"won": "win_rate"}
@@ -183,13 +183,6 @@ def _yaml_value(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def read_spec(run_dir: str) -> RunSpec:
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        raise ValueError(f"{run_dir} is not a run folder (no config.yaml)")
-    return spec_from_dict(load_yaml(path))
-
-
 def initial_state(trainer, spec: RunSpec):
     return jax.vmap(trainer.init)(seed_keys(spec))
 
@@ -276,6 +269,7 @@ def train(
         "env_steps": counters["env_steps"],
         "wall_s": counters["wall_s"],
         "compile_s": counters["compile_s"],
+        "devices": 1 if sharding is None else len(sharding.mesh.devices.flat),
         "last_rows": last,
         "state": state,
     }

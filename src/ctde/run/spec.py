@@ -9,13 +9,12 @@ one-line message naming the problem.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from typing import Any
 
 import yaml
-
-from ctde import algos, envs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +102,8 @@ def config_fields(config_cls) -> dict:
 
 def build_config(algo: str, overrides: dict):
     """The algorithm's Config with ``overrides`` (strings or YAML values) applied."""
+    from ctde import algos
+
     module = algos.get(algo)
     fields = config_fields(module.Config)
     unknown = sorted(set(overrides) - set(fields))
@@ -122,7 +123,9 @@ def env_param_value(text):
 
 def validate(spec: RunSpec):
     """Build the env and the algorithm Config once, so any error surfaces before training.
-    Returns (env, config)."""
+    Returns (env, config). (Imports JAX: the CLI sets the host device count first.)"""
+    from ctde import algos, envs
+
     module = algos.get(spec.algo)
     env = envs.make(spec.env, **spec.env_params)
     config = build_config(spec.algo, spec.config)
@@ -152,6 +155,14 @@ def spec_from_dict(data: dict) -> RunSpec:
         config=dict(data.get("config") or {}),
         **values,
     )
+
+
+def read_spec(run_dir: str) -> RunSpec:
+    """The RunSpec saved in a run folder's ``config.yaml``."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} is not a run folder (no config.yaml)")
+    return spec_from_dict(load_yaml(path))
 
 
 def load_yaml(path) -> dict:
