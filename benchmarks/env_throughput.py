@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import fmt, machine
 
 from ctde.envs import make
 from ctde.envs.mpe import SCENARIOS
@@ -42,18 +42,6 @@ JAXMARL_NAMES = {
 }
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, python {platform.python_version()}, "
-            f"jax {jax.__version__} ({jax.default_backend()})")
 
 
 def random_rollout(env, batch: int, steps: int):
@@ -169,14 +157,6 @@ def measure_jaxmarl(python: str, name: str, batch: int, target_steps: int, conti
         return None
 
 
-def fmt(rate: float | None) -> str:
-    if rate is None:
-        return "-"
-    if rate >= 999_950:
-        return f"{rate / 1e6:.2f} M"
-    if rate >= 1e3:
-        return f"{rate / 1e3:.1f} k"
-    return f"{rate:.0f}"
 
 
 def main() -> None:

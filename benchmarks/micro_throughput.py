@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -25,22 +24,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import fmt, machine
 
 from ctde.envs import AutoReset, make
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, python {platform.python_version()}, "
-            f"jax {jax.__version__} ({jax.default_backend()})")
 
 
 def random_rollout(env, batch: int, steps: int):
@@ -127,14 +113,6 @@ def measure_smax(python: str, name: str, batch: int, target_steps: int, repeats:
         return None
 
 
-def fmt(rate: float | None) -> str:
-    if rate is None:
-        return "-"
-    if rate >= 1e6:
-        return f"{rate / 1e6:.2f} M"
-    if rate >= 1e3:
-        return f"{rate / 1e3:.1f} k"
-    return f"{rate:.0f}"
 
 
 def main() -> None:
