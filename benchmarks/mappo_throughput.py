@@ -18,7 +18,7 @@ import time
 from _common import machine
 
 
-def child(steps: int, seeds: int, devices: int, env: str) -> None:
+def child(steps: int, seeds: int, devices: int, env: str, config: dict) -> None:
     if devices > 1:
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import tempfile
@@ -27,7 +27,7 @@ def child(steps: int, seeds: int, devices: int, env: str) -> None:
     from ctde.run.spec import RunSpec
 
     spec = RunSpec(algo="mappo", env=env, steps=steps, seeds=seeds, log_every=steps // 10,
-                   eval_episodes=0)
+                   eval_episodes=0, config=config)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         summary = train(spec, out, progress=False)
@@ -50,14 +50,18 @@ def main() -> None:
     parser.add_argument("--steps", type=float, default=2e6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--env", default="simple_spread")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="MAPPO settings other than the defaults, e.g. critic_heads=true")
     parser.add_argument("--child", nargs=3, type=int, metavar=("STEPS", "SEEDS", "DEVICES"))
     args = parser.parse_args()
+    config = dict(item.split("=", 1) for item in args.set)
     if args.child:
-        child(*args.child, env=args.env)
+        child(*args.child, env=args.env, config=config)
         return
 
     print(f"machine: {machine()}")
-    print(f"MAPPO default config on {args.env}, {int(args.steps):,} env steps per seed\n")
+    settings = ", ".join(args.set) or "default config"
+    print(f"MAPPO ({settings}) on {args.env}, {int(args.steps):,} env steps per seed\n")
     print("| seeds | host devices | compile s | train s | env-steps/s (all seeds) | final return_mean |")
     print("|---|---|---|---|---|---|")
     cores = os.cpu_count() or 1
@@ -65,8 +69,8 @@ def main() -> None:
         layouts = {1, max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)}
         for devices in sorted(layouts):
             out = subprocess.run(
-                [sys.executable, __file__, "--env", args.env, "--child", str(int(args.steps)),
-                 str(seeds), str(devices)],
+                [sys.executable, __file__, "--env", args.env, "--set", *args.set,
+                 "--child", str(int(args.steps)), str(seeds), str(devices)],
                 capture_output=True, text=True, check=True,
             ).stdout
             r = json.loads(out.strip().splitlines()[-1])

@@ -106,6 +106,8 @@ def test_same_seed_same_result_and_different_seed_differs():
     "variant",
     [
         {"critic_input": "EP"},
+        {"critic_input": "EP", "critic_heads": True},
+        {"critic_heads": True, "value_norm": "popart"},
         {"critic_input": "AS", "value_norm": "popart"},
         {"independent": True, "value_norm": "none", "num_minibatches": 4, "anneal_lr": True,
          "total_updates": 2},
@@ -115,6 +117,26 @@ def test_variants_run_and_stay_finite(variant):
     _, state, metrics = train_identity(2, **variant)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(metrics))
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_shared_critic_input_is_read_once_per_env(recurrent):
+    # CL: every agent's critic input is the same joint observation; with critic heads the
+    # critic takes it once (no agent id) and outputs a value per agent.
+    env = make("identity", num_agents=3, num_actions=4)
+    layer = "GRUTorso_0" if recurrent else "MLP_0"
+    for config, rows, width, heads in [({"critic_heads": True}, 1, 3 * env.obs_dim, 3),
+                                       ({}, 3, 3 * env.obs_dim + 3, 1)]:
+        trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=2, recurrent=recurrent,
+                                                hidden=(8,), gru_size=8, **config), env)
+        state = trainer.init(jax.random.PRNGKey(0))
+        critic = state.params.critic["params"]
+        torso = critic[layer]["MLP_0"] if recurrent else critic[layer]
+        assert torso["Dense_0"]["kernel"].shape[0] == width
+        assert critic["value_head"]["kernel"].shape[-1] == heads
+        assert state.critic_h.shape == (4, rows, 8 if recurrent else 0)
+        state, metrics = jax.jit(trainer.update)(state)
+        assert np.isfinite(float(metrics["losses"]["value_loss"]))
 
 
 def test_continuous_actions_improve():

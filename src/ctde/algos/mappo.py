@@ -15,8 +15,9 @@ The critic input ("state variant", Sec. 4.2) is one of
     AS  EP plus the agent's own observation (agent-specific global state)
     FP  the env's feature-pruned agent-specific state (envs with ``agent_state``)
 and ``independent=True`` gives IPPO (the critic sees the agent's own observation).
-Each critic input also carries the agent's one-hot id, so per-agent rewards get
-per-agent values.
+Per-agent rewards get per-agent values: each critic input carries the agent's one-hot
+id, or, with ``critic_heads`` and an input shared by all agents (CL, EP), the critic reads
+it once per env and outputs one value per agent.
 
 Recurrent MAPPO (``recurrent=True``, Sec. 4.5 and appendix): GRU actor and critic; the
 rollout is cut into data chunks of ``chunk_length`` steps that are trained as
@@ -84,6 +85,10 @@ class Config:
     value_norm_beta: float = 0.99999
     normalize_advantages: bool = True
     critic_input: str = "CL"  # "CL", "EP", "AS" or "FP"
+    # CL/EP: True reads the shared input once per env and outputs a value per agent (about
+    # 1/N of the critic's arithmetic); False (default) evaluates it per agent with the
+    # agent's one-hot id appended, as AS/FP do, which learned faster on simple_spread.
+    critic_heads: bool = False
     independent: bool = False  # IPPO: critic sees only the agent's own observation
     hidden: tuple[int, ...] = (64, 64)  # MLP widths (the encoder before the GRU if recurrent)
     activation: str = "relu"
@@ -158,7 +163,7 @@ class LearnerState(NamedTuple):
     alive: jax.Array  # [B, N] whether each agent acts at obs
     first: jax.Array  # [B] whether obs starts an episode (recurrent state restarts)
     actor_h: jax.Array  # [B, N, gru_size] (size 0 when feed-forward)
-    critic_h: jax.Array  # [B, N, gru_size]
+    critic_h: jax.Array  # [B, N, gru_size], [B, 1, gru_size] with critic heads
     key: jax.Array
     update_step: jax.Array
 
@@ -179,7 +184,7 @@ class Transition(NamedTuple):
     alive: jax.Array  # [B, N]
     first: jax.Array  # [B] obs starts an episode
     actor_h: jax.Array  # [B, N, H] hidden states entering this step
-    critic_h: jax.Array  # [B, N, H]
+    critic_h: jax.Array  # [B, N or 1, H]
 
 
 class Trainer(NamedTuple):
@@ -259,15 +264,18 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     n = env.num_agents
     discrete = env.discrete
     space = env.action_space
+    # With value heads, an input shared by all agents (CL, EP) is read once per env.
+    heads = config.critic_heads and not config.independent and config.critic_input in ("CL", "EP")
+    critic_rows, num_values = (1, n) if heads else (n, 1)
     net = (config.hidden, config.activation, config.layer_norm_input)
     if config.recurrent:
         rnet = (config.hidden, config.gru_size, config.activation, config.layer_norm_input)
         actor = (RecurrentCategoricalPolicy(space.n, *rnet) if discrete
                  else RecurrentGaussianPolicy(space.dim, *rnet))
-        critic = RecurrentValueNetwork(*rnet)
+        critic = RecurrentValueNetwork(*rnet, num_values=num_values)
     else:
         actor = CategoricalPolicy(space.n, *net) if discrete else GaussianPolicy(space.dim, *net)
-        critic = ValueNetwork(*net)
+        critic = ValueNetwork(*net, num_values=num_values)
     hidden_size = config.gru_size if config.recurrent else 0
 
     def actor_input(obs):  # [..., N, obs_dim] -> [..., N, obs_dim + N]
@@ -278,8 +286,11 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         the global state ``[state_dim]`` (unused by CL)."""
         return raw_env.agent_state(raw_state, "FP") if pruned else global_state
 
-    def critic_input(obs, cs):  # obs [..., N, obs_dim], cs from critic_state -> [..., N, d]
+    def critic_input(obs, cs):
+        """obs ``[..., N, obs_dim]``, cs from critic_state -> ``[..., critic_rows, d]``."""
         batch = obs.shape[:-2]
+        if heads:
+            return obs.reshape(*batch, 1, -1) if config.critic_input == "CL" else cs[..., None, :]
         if config.independent:
             x = obs
         elif pruned:
@@ -292,22 +303,27 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                 x = jnp.concatenate([x, obs], axis=-1)
         return jnp.concatenate([x, one_hot_ids(n, batch)], axis=-1)
 
+    def values(out):  # critic output -> [..., N]
+        return out[..., 0, :] if heads else out
+
     def step_network(network, params, h, x, first):
-        """One time step of a network: ``(h, x [..., N, d], first [..., N]) -> (h, out)``."""
+        """One time step of a network: ``(h, x [..., R, d], first [...]) -> (h, out)`` with
+        R rows (agents, or 1 for a critic with heads)."""
         if config.recurrent:
-            return network.apply(params, h, x, first)
+            return network.apply(params, h, x, rows_first(first, x))
         return h, network.apply(params, x)
 
     def unroll_network(network, params, h0, x, first):
-        """A sequence ``x [L, ..., N, d]`` from hidden state ``h0``; restarts where ``first``.
-        Feed-forward networks take the whole sequence as one batch."""
+        """A sequence ``x [L, ..., R, d]`` from hidden state ``h0``; restarts where ``first``
+        ``[L, ...]``. Feed-forward networks take the whole sequence as one batch."""
         if not config.recurrent:
             return network.apply(params, x)
-        _, out = jax.lax.scan(lambda h, xf: network.apply(params, h, *xf), h0, (x, first))
+        _, out = jax.lax.scan(lambda h, xf: network.apply(params, h, *xf), h0,
+                              (x, rows_first(first, x)))
         return out
 
-    def agents_first(first, obs):  # [...] -> [..., N]
-        return jnp.broadcast_to(first[..., None], obs.shape[:-1])
+    def rows_first(first, x):  # [...] -> [..., R]
+        return jnp.broadcast_to(first[..., None], x.shape[:-1])
 
     def masked(out, avail):
         return dist.masked_logits(out, avail) if discrete else out
@@ -353,16 +369,16 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
         obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
         cs = state_of(env_state)
-        h = jnp.zeros((config.num_envs, n, hidden_size))
+        actor_h = jnp.zeros((config.num_envs, n, hidden_size))
+        critic_h = jnp.zeros((config.num_envs, critic_rows, hidden_size))
         first = jnp.ones(config.num_envs, bool)
-        actor_args = (actor_input(obs), agents_first(first, obs))
-        critic_args = (critic_input(obs, cs), agents_first(first, obs))
+        actor_x, critic_x = actor_input(obs), critic_input(obs, cs)
         if config.recurrent:
-            actor_params = actor.init(k_actor, h, *actor_args)
-            critic_params = critic.init(k_critic, h, *critic_args)
+            actor_params = actor.init(k_actor, actor_h, actor_x, rows_first(first, actor_x))
+            critic_params = critic.init(k_critic, critic_h, critic_x, rows_first(first, critic_x))
         else:
-            actor_params = actor.init(k_actor, actor_args[0])
-            critic_params = critic.init(k_critic, critic_args[0])
+            actor_params = actor.init(k_actor, actor_x)
+            critic_params = critic.init(k_critic, critic_x)
         return LearnerState(
             params=Params(actor_params, critic_params),
             actor_opt=actor_tx.init(actor_params),
@@ -372,8 +388,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             obs=obs,
             alive=jnp.ones((config.num_envs, n), bool),
             first=first,
-            actor_h=h,
-            critic_h=h,
+            actor_h=actor_h,
+            critic_h=critic_h,
             key=key,
             update_step=jnp.int32(0),
         )
@@ -386,12 +402,13 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         def env_step(ls: LearnerState, _):
             key, k_act, k_env = jax.random.split(ls.key, 3)
-            obs, first = ls.obs, agents_first(ls.first, ls.obs)
+            obs, first = ls.obs, ls.first
             avail = avail_of(ls.env_state)
             cs = state_of(ls.env_state)
             actor_h, out = step_network(actor, params.actor, ls.actor_h, actor_input(obs), first)
             action, log_prob = sample(k_act, masked(out, avail))
             critic_h, v = step_network(critic, params.critic, ls.critic_h, critic_input(obs, cs), first)
+            v = values(v)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 jax.random.split(k_env, config.num_envs), ls.env_state, env_action(action)
             )
@@ -400,6 +417,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             final_cs = final_state_of(info["final_state"], info["final_global_state"])
             _, v_next = step_network(critic, params.critic, critic_h,
                                      critic_input(info["final_obs"], final_cs), jnp.zeros_like(first))
+            v_next = values(v_next)
             transition = Transition(
                 obs, cs, avail, action, log_prob, denormalized(ls.value_norm, v),
                 denormalized(ls.value_norm, v_next), reward, terminated, done, ls.alive,
@@ -448,8 +466,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         def actor_loss(actor_params, mb):
             tr, adv, _, _ = mb  # [L, S, ...]
-            out = unroll_network(actor, actor_params, tr.actor_h[0], actor_input(tr.obs),
-                                 agents_first(tr.first, tr.obs))
+            out = unroll_network(actor, actor_params, tr.actor_h[0], actor_input(tr.obs), tr.first)
             log_prob, entropy = log_prob_and_entropy(masked(out, tr.avail), tr.action)
             surrogate = clipped_surrogate_objective(log_prob, tr.log_prob, adv, config.clip_eps, tr.alive)
             entropy = masked_mean(entropy, tr.alive)
@@ -458,8 +475,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         def critic_loss(critic_params, mb):
             tr, _, tgt, old_v = mb
-            v = unroll_network(critic, critic_params, tr.critic_h[0],
-                               critic_input(tr.obs, tr.critic_state), agents_first(tr.first, tr.obs))
+            v = values(unroll_network(critic, critic_params, tr.critic_h[0],
+                                      critic_input(tr.obs, tr.critic_state), tr.first))
             return clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
 
         def minibatch_step(carry, mb):
@@ -516,7 +533,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         ``init_carry`` at an episode's start). Returns (env actions, carry)."""
         if avail is None:
             avail = jnp.ones((*obs.shape[:-1], env.action_dim), bool)
-        no_restart = jnp.zeros(obs.shape[:-1], bool)
+        no_restart = jnp.zeros(obs.shape[:-2], bool)
         carry, out = step_network(actor, params.actor, carry, actor_input(obs), no_restart)
         action, _ = sample(key, masked(out, avail), deterministic)
         return env_action(action), carry

@@ -73,17 +73,25 @@ class GaussianPolicy(nn.Module):
 
 
 class ValueNetwork(nn.Module):
-    """V(x): a scalar per input row, ``[...]``. The output layer is named ``value_head``
-    so value normalisation (PopArt) can rescale it."""
+    """V(x): a scalar per input row, ``[...]``, or ``num_values`` values per row
+    ``[..., num_values]`` when it is larger than 1 (one per agent, from an input all agents
+    share). The output layer is named ``value_head`` so value normalisation (PopArt) can
+    rescale it."""
 
     hidden: Sequence[int] = (64, 64)
     activation: str = "tanh"
     layer_norm_input: bool = False
+    num_values: int = 1
 
     @nn.compact
     def __call__(self, x):
         x = MLP(self.hidden, self.activation, self.layer_norm_input)(x)
-        return dense(1, gain=1.0, name="value_head")(x)[..., 0]
+        return value_head(x, self.num_values)
+
+
+def value_head(x, num_values: int):
+    v = dense(num_values, gain=1.0, name="value_head")(x)
+    return v[..., 0] if num_values == 1 else v
 
 
 def one_hot_ids(num_agents: int, batch_shape=()) -> jnp.ndarray:
@@ -148,9 +156,10 @@ class RecurrentValueNetwork(nn.Module):
     gru_size: int = 64
     activation: str = "relu"
     layer_norm_input: bool = False
+    num_values: int = 1  # as in ValueNetwork
 
     @nn.compact
     def __call__(self, carry, x, first):
         carry, y = GRUTorso(self.hidden, self.gru_size, self.activation, self.layer_norm_input)(
             carry, x, first)
-        return carry, dense(1, gain=1.0, name="value_head")(y)[..., 0]
+        return carry, value_head(y, self.num_values)
