@@ -44,8 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ctde.algos.common import checks, replay
 from ctde.algos.common import distributions as dist
-from ctde.algos.common import replay
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import CategoricalPolicy, GaussianPolicy, ValueNetwork
 from ctde.envs.core import MultiAgentEnv
@@ -96,12 +96,9 @@ class Config:
     activation: str = "relu"
 
     def __post_init__(self):
-        positive = ("num_envs", "rollout_steps", "update_every", "batch_size", "buffer_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"maddpg: {name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"maddpg: warmup_steps must be >= 0, got {self.warmup_steps}")
+        checks.at_least(self, "maddpg", 1, "num_envs", "rollout_steps", "update_every", "batch_size",
+                        "buffer_size")
+        checks.at_least(self, "maddpg", 0, "warmup_steps")
         if self.steps_per_update % self.update_every:
             raise ValueError(
                 f"maddpg: update_every ({self.update_every}) must divide num_envs * rollout_steps "
@@ -117,27 +114,17 @@ class Config:
                 f"maddpg: the replay buffer (buffer_size {self.buffer_size}) cannot hold one "
                 f"iteration's num_envs * rollout_steps = {self.steps_per_update} transitions"
             )
-        for name in ("actor_lr", "critic_lr", "inference_lr", "gumbel_temperature", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"maddpg: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("actor_reg", "exploration_std", "inference_entropy"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"maddpg: {name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"maddpg: gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"maddpg: tau must be in (0, 1], got {self.tau}")
-        if self.activation not in ("relu", "tanh", "gelu", "silu"):
-            raise ValueError(
-                f"maddpg: activation must be one of relu, tanh, gelu, silu, got {self.activation!r}"
-            )
+        checks.positive(self, "maddpg", "actor_lr", "critic_lr", "inference_lr", "gumbel_temperature",
+                        "max_grad_norm")
+        checks.at_least(self, "maddpg", 0, "actor_reg", "exploration_std", "inference_entropy")
+        checks.within(self, "maddpg", 0, 1, "gamma")
+        checks.within(self, "maddpg", 0, 1, "tau", open_low=True)
         bad = [a for a in self.team_algos if a not in TEAM_ALGOS]
         if bad:
             raise ValueError(
                 f"maddpg: team_algos entries must be one of {', '.join(TEAM_ALGOS)}, got {bad[0]!r}"
             )
-        if not self.hidden or any(w < 1 for w in self.hidden):
-            raise ValueError(f"maddpg: hidden must be positive layer widths, got {self.hidden}")
+        checks.network(self, "maddpg")
 
     @property
     def steps_per_update(self) -> int:

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ctde.algos.common import checks, valuenorm
 from ctde.algos.common import distributions as dist
-from ctde.algos.common import valuenorm
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import (
     CategoricalPolicy,
@@ -98,10 +98,7 @@ class Config:
     chunk_length: int = 0  # L: training sequence length (0: the whole rollout)
 
     def __post_init__(self):
-        positive = ("num_envs", "rollout_steps", "num_epochs", "num_minibatches")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"mappo: {name} must be >= 1, got {getattr(self, name)}")
+        checks.at_least(self, "mappo", 1, "num_envs", "rollout_steps", "num_epochs", "num_minibatches")
         if self.chunk_length < 0 or self.rollout_steps % self.chunk_len:
             raise ValueError(
                 f"mappo: chunk_length ({self.chunk_length}) must divide rollout_steps "
@@ -112,26 +109,13 @@ class Config:
                 f"mappo: num_minibatches ({self.num_minibatches}) must divide the number of "
                 f"training sequences, num_envs x rollout_steps / chunk_length ({self.num_sequences})"
             )
-        if self.recurrent and self.gru_size < 1:
-            raise ValueError(f"mappo: gru_size must be >= 1, got {self.gru_size}")
-        for name in ("actor_lr", "critic_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"mappo: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"mappo: {name} must be in [0, 1], got {getattr(self, name)}")
-        choices = {
-            "value_norm": ("running", "popart", "none"),
-            "critic_input": ("CL", "EP", "AS", "FP"),
-            "activation": ("relu", "tanh", "gelu", "silu"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"mappo: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
-        if not self.hidden or any(w < 1 for w in self.hidden):
-            raise ValueError(f"mappo: hidden must be positive layer widths, got {self.hidden}")
+        if self.recurrent:
+            checks.at_least(self, "mappo", 1, "gru_size")
+        checks.positive(self, "mappo", "actor_lr", "critic_lr")
+        checks.within(self, "mappo", 0, 1, "gamma", "gae_lambda")
+        checks.one_of(self, "mappo", "value_norm", ("running", "popart", "none"))
+        checks.one_of(self, "mappo", "critic_input", ("CL", "EP", "AS", "FP"))
+        checks.network(self, "mappo")
 
     @property
     def steps_per_update(self) -> int:
