@@ -51,6 +51,18 @@ def test_same_seed_twice_gives_identical_metrics(run_dir, tmp_path):
     assert without_timing(rows(again)) == without_timing(rows(run_dir))
 
 
+def test_a_seed_learns_the_same_alone_or_beside_others(tmp_path):
+    # On one device the seeds run one after another, so seed 0's run does not depend on
+    # how many seeds share the call.
+    def seed0(seeds):
+        spec = RunSpec(algo="mappo", env="identity", steps=800, seeds=seeds, log_every=400,
+                       eval_episodes=2, config={"num_envs": 8, "rollout_steps": 10})
+        runner.train(spec, str(tmp_path / str(seeds)), progress=False)
+        return [r for r in without_timing(rows(str(tmp_path / str(seeds)))) if r["seed"] == "0"]
+
+    assert seed0(1) == seed0(3)
+
+
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     spec = RunSpec(algo="mappo", env="identity", steps=2400, seeds=2, log_every=400,
                    eval_episodes=2, config={"num_envs": 8, "rollout_steps": 10})

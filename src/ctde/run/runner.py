@@ -82,16 +82,31 @@ def seed_sharding(seeds: int):
 
 def make_segment(trainer, plan: Plan, sharding=None) -> Callable:
     """One jitted call: K updates of every seed. Returns (state, metrics [seeds, K, ...]).
-    With a ``sharding`` every input and output leaf is split along its seed axis, so the
-    state comes back laid out exactly as the next call expects it."""
+    With a ``sharding`` every input and output leaf is split along its seed axis (each
+    device runs its own seeds), so the state comes back laid out exactly as the next call
+    expects it.
+
+    On CPU a device runs its seeds one after another (``lax.map``): each seed's matrix
+    products stay 2-D, which XLA's CPU backend runs faster than the batched products of
+    ``vmap`` (MAPPO on simple_spread, 4 seeds: 1.4x), and a seed's numbers do not depend
+    on how many seeds share the device. Accelerators ``vmap`` the seeds."""
 
     def one_seed(state):
         return jax.lax.scan(lambda s, _: trainer.update(s), state, None, plan.updates_per_segment)
 
+    if jax.default_backend() != "cpu":
+        all_seeds = jax.vmap(one_seed)
+    else:
+        def all_seeds(state):
+            return jax.lax.map(one_seed, state)
+
+        if sharding is not None:
+            spec = sharding.spec
+            all_seeds = jax.shard_map(all_seeds, mesh=sharding.mesh, in_specs=spec, out_specs=spec,
+                                      check_vma=False)
     if sharding is None:
-        return jax.jit(jax.vmap(one_seed), donate_argnums=0)
-    return jax.jit(jax.vmap(one_seed), donate_argnums=0, in_shardings=(sharding,),
-                   out_shardings=sharding)
+        return jax.jit(all_seeds, donate_argnums=0)
+    return jax.jit(all_seeds, donate_argnums=0, in_shardings=(sharding,), out_shardings=sharding)
 
 
 def make_evaluate(trainer, episodes: int) -> Callable:
