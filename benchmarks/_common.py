@@ -5,8 +5,13 @@ The scripts run as ``python benchmarks/NAME.py``, so this folder is on ``sys.pat
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
+import time
 
 
 def machine() -> str:
@@ -36,3 +41,27 @@ def fmt(rate: float | None) -> str:
     if rate >= 1e3:
         return f"{rate / 1e3:.1f} k"
     return f"{rate:.0f}"
+
+
+def train_here(devices: int, **spec):
+    """One whole run through the runner in a throwaway folder, with ``devices`` host
+    devices (set before JAX starts: call it first thing in a fresh process). Returns
+    (trainer, plan, summary, seconds including compilation)."""
+    if devices > 1:
+        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    from ctde.run.runner import build, train
+    from ctde.run.spec import RunSpec
+
+    spec = RunSpec(eval_episodes=0, **spec)
+    trainer, plan = build(spec)
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        summary = train(spec, out, progress=False)
+        return trainer, plan, summary, time.perf_counter() - t0
+
+
+def run_child(script: str, *args: str) -> dict:
+    """Run ``script *args`` in a fresh interpreter; its last stdout line is a JSON result."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

@@ -14,29 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 
-from _common import machine
+from _common import machine, run_child, train_here
+
+from ctde.cli import host_devices
 
 
 def child(steps: int, seeds: int, devices: int, env: str, config: dict) -> None:
-    if devices > 1:
-        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    import tempfile
-
-    from ctde.run.runner import build, train
-    from ctde.run.spec import RunSpec
-
-    spec = RunSpec(algo="maddpg", env=env, steps=steps, seeds=seeds, log_every=steps // 4,
-                   eval_episodes=0, config=config)
-    trainer, plan = build(spec)
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        summary = train(spec, out, progress=False)
-        total = time.perf_counter() - t0
+    trainer, plan, summary, total = train_here(devices, algo="maddpg", env=env, steps=steps,
+                                               seeds=seeds, log_every=steps // 4, config=config)
     updates = plan.total_updates * trainer.config.gradient_steps
     rows = summary["last_rows"]
     print(json.dumps({
@@ -73,19 +59,13 @@ def main() -> None:
     print("| seeds | host devices | compile s | train s | total s | env-steps/s (all seeds) "
           "| updates/s (all seeds) | 1 M env steps take |")
     print("|---|---|---|---|---|---|---|---|")
-    cores = os.cpu_count() or 1
     for seeds in args.seeds:
-        devices = max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
-        out = subprocess.run(
-            [sys.executable, __file__, "--env", args.env, "--config", args.config,
-             "--child", str(int(args.steps)), str(seeds), str(devices)],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        devices = host_devices(seeds)
+        r = run_child(__file__, "--env", args.env, "--config", args.config,
+                      "--child", str(int(args.steps)), str(seeds), str(devices))
         print(f"| {seeds} | {devices} | {r['compile_s']:.1f} | {r['train_s']:.1f} | "
               f"{r['total_s']:.1f} | {r['env_steps_per_s']:,.0f} | {r['updates_per_s']:,.1f} | "
               f"{1e6 / r['env_steps_per_s']:.0f} s |", flush=True)
-
 
 if __name__ == "__main__":
     main()

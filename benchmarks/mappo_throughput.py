@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 
-from _common import machine
+from _common import machine, run_child, train_here
+
+from ctde.cli import host_devices
 
 
 def child(steps: int, seeds: int, devices: int, env: str, config: dict) -> None:
-    if devices > 1:
-        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    import tempfile
-
-    from ctde.run.runner import train
-    from ctde.run.spec import RunSpec
-
-    spec = RunSpec(algo="mappo", env=env, steps=steps, seeds=seeds, log_every=steps // 10,
-                   eval_episodes=0, config=config)
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        summary = train(spec, out, progress=False)
-        total = time.perf_counter() - t0
+    _, _, summary, total = train_here(devices, algo="mappo", env=env, steps=steps, seeds=seeds,
+                                      log_every=steps // 10, config=config)
     rows = summary["last_rows"]
     print(json.dumps({
         "seeds": seeds,
@@ -64,19 +51,12 @@ def main() -> None:
     print(f"MAPPO ({settings}) on {args.env}, {int(args.steps):,} env steps per seed\n")
     print("| seeds | host devices | compile s | train s | env-steps/s (all seeds) | final return_mean |")
     print("|---|---|---|---|---|---|")
-    cores = os.cpu_count() or 1
     for seeds in args.seeds:
-        layouts = {1, max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)}
-        for devices in sorted(layouts):
-            out = subprocess.run(
-                [sys.executable, __file__, "--env", args.env, "--set", *args.set,
-                 "--child", str(int(args.steps)), str(seeds), str(devices)],
-                capture_output=True, text=True, check=True,
-            ).stdout
-            r = json.loads(out.strip().splitlines()[-1])
+        for devices in sorted({1, host_devices(seeds)}):
+            r = run_child(__file__, "--env", args.env, "--set", *args.set,
+                          "--child", str(int(args.steps)), str(seeds), str(devices))
             print(f"| {seeds} | {devices} | {r['compile_s']:.1f} | {r['train_s']:.1f} | "
                   f"{r['env_steps_per_s']:,.0f} | {r['final_return_mean']:.2f} |", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -22,14 +22,20 @@ class UsageError(ValueError):
     pass
 
 
+def host_devices(seeds: int) -> int:
+    """How many CPU cores the CLI exposes as devices for ``seeds`` seeds: the most that
+    divide the seed count evenly."""
+    cores = os.cpu_count() or 1
+    return max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
+
+
 def _set_host_devices(seeds: int) -> None:
     """Expose the CPU cores as devices so seeds run side by side (must precede jax import)."""
     if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get(
         "XLA_FLAGS", ""
     ):
         return
-    cores = os.cpu_count() or 1
-    devices = max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
+    devices = host_devices(seeds)
     if devices > 1:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()

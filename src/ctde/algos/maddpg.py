@@ -303,6 +303,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def squash(pre):  # a continuous head -> an action the critics see
         return jax.nn.softmax(pre, axis=-1) if config.soft_actions else jnp.tanh(pre)
+
     learns, random_agent = roles["learns"], roles["random"]
     # sees[i, j]: whether agent i's critic gets (o_j, a_j); a DDPG critic sees only its own.
     sees = jnp.asarray(roles["centralised"][:, None] | np.eye(n, dtype=bool), jnp.float32)

@@ -284,7 +284,7 @@ def train(
         "env_steps": counters["env_steps"],
         "wall_s": counters["wall_s"],
         "compile_s": counters["compile_s"],
-        "devices": 1 if sharding is None else len(sharding.mesh.devices.flat),
+        "devices": 1 if sharding is None else sharding.mesh.size,
         "last_rows": last,
         "state": state,
     }

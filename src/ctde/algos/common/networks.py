@@ -97,12 +97,15 @@ class ValueNetwork(nn.Module):
     @nn.compact
     def __call__(self, x):
         mlp = MLP(self.hidden, self.activation, self.layer_norm_input)
-        return value_head(on_rows(mlp, x), self.num_values)
+        head = value_head(self.num_values)
+        return on_rows(lambda rows: head(mlp(rows)), x)
 
 
-def value_head(x, num_values: int):
-    v = on_rows(dense(num_values, gain=1.0, name="value_head"), x)
-    return v[..., 0] if num_values == 1 else v
+def value_head(num_values: int):
+    """The output layer of a value network: ``[..., H] -> [...]`` (one value) or
+    ``[..., num_values]``."""
+    layer = dense(num_values, gain=1.0, name="value_head")
+    return (lambda h: layer(h)[..., 0]) if num_values == 1 else layer
 
 
 def one_hot_ids(num_agents: int, batch_shape=()) -> jnp.ndarray:
@@ -175,4 +178,4 @@ class RecurrentValueNetwork(nn.Module):
     def __call__(self, carry, x, first):
         carry, y = GRUTorso(self.hidden, self.gru_size, self.activation, self.layer_norm_input)(
             carry, x, first)
-        return carry, value_head(y, self.num_values)
+        return carry, value_head(self.num_values)(y)
