@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ctde import prng
 from ctde.algos.common import checks, replay
 from ctde.algos.common import distributions as dist
 from ctde.algos.common.episodes import episode_sums
@@ -230,7 +231,7 @@ def gumbel_softmax(key, logits, temperature, hard=False):
     Maddison et al. 2017): softmax((logits + g) / temperature), g ~ Gumbel(0, 1).
     ``hard``: the one-hot of its argmax in the forward pass, the relaxed gradient in the
     backward pass (straight-through). Shape ``[..., A]``."""
-    g = jax.random.gumbel(key, logits.shape)
+    g = prng.gumbel(key, logits.shape)
     soft = jax.nn.softmax((logits + g) / temperature, axis=-1)
     if not hard:
         return soft
@@ -350,9 +351,9 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             uniform = gumbel_softmax(k_random, jnp.zeros_like(pre), config.gumbel_temperature)
         else:
             mu = jnp.tanh(pre)
-            noisy = jnp.clip(mu + config.exploration_std * jax.random.normal(k_explore, mu.shape),
+            noisy = jnp.clip(mu + config.exploration_std * prng.normal(k_explore, mu.shape),
                              -1, 1)
-            uniform = jax.random.uniform(k_random, mu.shape, minval=-1.0, maxval=1.0)
+            uniform = prng.uniform(k_random, mu.shape, -1.0, 1.0)
         action = jnp.where(use_random[..., None], uniform, jnp.where(explore[:, None], noisy, mu))
         unit = action if config.soft_actions else (action + 1.0) / 2  # in [0, 1]
         return action, space.low + unit * (space.high - space.low)

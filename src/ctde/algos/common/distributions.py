@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ctde import prng
+
 #: Logit given to unavailable actions: finite, so gradients stay NaN-free.
 MASKED_LOGIT = -1e9
 
@@ -33,7 +35,7 @@ def categorical_entropy(logits):
 def categorical_sample(key, logits, deterministic: bool = False):
     if deterministic:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
+    return prng.categorical(key, logits).astype(jnp.int32)
 
 
 def gaussian_log_prob(mean, log_std, action):
@@ -50,4 +52,4 @@ def gaussian_entropy(log_std, batch_shape=()):
 def gaussian_sample(key, mean, log_std, deterministic: bool = False):
     if deterministic:
         return mean
-    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    return mean + jnp.exp(log_std) * prng.normal(key, mean.shape)
