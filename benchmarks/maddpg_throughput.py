@@ -59,13 +59,15 @@ def main() -> None:
     print("| seeds | host devices | compile s | train s | total s | env-steps/s (all seeds) "
           "| updates/s (all seeds) | 1 M env steps take |")
     print("|---|---|---|---|---|---|---|---|")
-    for seeds in args.seeds:
-        devices = host_devices(seeds)
+    layouts = [(seeds, devices) for seeds in args.seeds
+               for devices in sorted({host_devices(seeds), host_devices(seeds, "maddpg")})]
+    for seeds, devices in layouts:  # more devices than seeds: a seed's batches are split
         r = run_child(__file__, "--env", args.env, "--config", args.config,
                       "--child", str(int(args.steps)), str(seeds), str(devices))
         print(f"| {seeds} | {devices} | {r['compile_s']:.1f} | {r['train_s']:.1f} | "
               f"{r['total_s']:.1f} | {r['env_steps_per_s']:,.0f} | {r['updates_per_s']:,.1f} | "
               f"{1e6 / r['env_steps_per_s']:.0f} s |", flush=True)
+
 
 if __name__ == "__main__":
     main()

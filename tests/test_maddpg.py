@@ -30,8 +30,15 @@ def test_critic_loss_is_a_per_agent_mean_squared_error():
     np.testing.assert_allclose(grad, -jnp.ones_like(q))  # the target is held constant
 
 
-def linear_q(w, x):
-    return x @ w
+def linear_q(w, x, actions, sees, own=None):
+    """A linear critic on (x, a) that zeroes the weights of agents it does not see, with
+    agent i's action changed the slow way, in the input (maddpg.Critic does it by linearity)."""
+    n, a_dim = actions.shape[-2:]
+    mask = jnp.concatenate([jnp.repeat(sees, x.shape[-1] // n), jnp.repeat(sees, a_dim)])
+    if own is not None:
+        one_hot, delta = own
+        actions = actions + one_hot[:, None] * delta[:, None, :]
+    return jnp.concatenate([x, actions.reshape(len(x), -1)], axis=-1) @ (w * mask)
 
 
 @pytest.mark.parametrize("centralised", [True, False])
@@ -46,8 +53,8 @@ def test_policy_gradient_flows_through_own_action_only(centralised):
 
     def objective(theta):
         mu = jnp.tanh(theta[None, :, None] * obs)
-        joint = maddpg.joint_with_own_action(mu, buffered)
-        return maddpg.policy_objective(maddpg.centralised_q_values(linear_q, w, sees, obs, joint))
+        q = maddpg.centralised_q_values(linear_q, w, sees, obs, buffered, own_actions=mu)
+        return maddpg.policy_objective(q)
 
     theta = jnp.array([0.5, -0.25])
     t = np.tanh(0.5)
@@ -58,6 +65,38 @@ def test_policy_gradient_flows_through_own_action_only(centralised):
     # terms: critic 1 sees agent 0's *buffered* action, not mu_0.
     grad = jax.grad(lambda th: objective(th).sum())(theta)
     np.testing.assert_allclose(grad, [2 * (1 - t**2), 14 * (1 - t**2)], rtol=1e-6)
+
+
+def test_critic_changes_one_agents_action_by_linearity_exactly_as_in_its_input():
+    """maddpg.Critic adds W_i delta to its first layer instead of rebuilding the input: the
+    same Q values and the same gradients as the critic on the changed joint action."""
+    critic = maddpg.Critic((16, 16), "relu")
+    n, d, a_dim, s = 3, 4, 2, 7
+    k = jax.random.split(jax.random.PRNGKey(0), 4)
+    x = jax.random.normal(k[0], (s, n * d))
+    actions = jax.random.normal(k[1], (s, n, a_dim))
+    own = jax.random.normal(k[2], (s, a_dim))
+    one_hot = jnp.eye(n)[1]  # the changed agent: 1
+
+    def slow(p, own, sees):  # the changed joint action as the critic's input
+        return critic.apply(p, x, actions.at[:, 1].set(own), sees).sum()
+
+    def fast(p, own, sees):
+        return critic.apply(p, x, actions, sees, (one_hot, own - actions[:, 1])).sum()
+
+    for sees in (jnp.ones(n), one_hot):  # MADDPG, DDPG (agent 1's critic)
+        params = critic.init(k[3], x, actions, sees)
+        np.testing.assert_allclose(fast(params, own, sees), slow(params, own, sees), rtol=1e-5)
+        for argnum in (0, 1):
+            g_fast = jax.grad(fast, argnum)(params, own, sees)
+            g_slow = jax.grad(slow, argnum)(params, own, sees)
+            for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_slow), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # a DDPG critic ignores the agents it does not see, whatever their entries
+    params = critic.init(k[3], x, actions, jnp.eye(n)[1])
+    q = critic.apply(params, x, actions, jnp.eye(n)[1])
+    others = actions.at[:, 0].set(5.0).at[:, 2].set(-3.0)
+    np.testing.assert_array_equal(critic.apply(params, x.at[:, :d].set(9.0), others, jnp.eye(n)[1]), q)
 
 
 def test_ddpg_critic_ignores_the_other_agents():

@@ -43,3 +43,65 @@ def test_bad_settings_fail_before_anything_is_written(args, expected, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
     assert not os.path.exists(out)
+
+
+SPLIT_CHECK = """
+import os, json
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from ctde.algos import maddpg
+from ctde.envs import make
+
+env = make("simple_tag")
+config = maddpg.Config(num_envs=4, rollout_steps=25, update_every=25, batch_size=64,
+                       buffer_size=2000, warmup_steps=100)
+one = maddpg.make_train(config, env)
+two = maddpg.make_train(config, env, batch_axis="batch")
+state = jax.jit(one.init)(jax.random.PRNGKey(0))
+run = lambda trainer: lambda s: jax.lax.scan(lambda s, _: trainer.update(s), s, None, 3)[0]
+alone = jax.jit(run(one))(state)
+mesh = jax.make_mesh((2,), ("batch",))
+# every device's copy comes back (a leading axis per device) to check they agree
+split = jax.jit(jax.shard_map(lambda s: jax.tree.map(lambda x: x[None], run(two)(s)), mesh=mesh,
+                              in_specs=P(), out_specs=P("batch"), check_vma=False))
+copies = split(jax.device_put(state, NamedSharding(mesh, P())))
+leaves = lambda tree: [np.asarray(x) for x in jax.tree.leaves(tree)]
+print(json.dumps({
+    "replicas_equal": all(np.array_equal(c[0], c[1]) for c in leaves(copies.params)),
+    "max_diff": max(float(np.abs(a - c[0]).max()) for a, c in
+                    zip(leaves(alone.params), leaves(copies.params))),
+    "max_param": max(float(np.abs(a).max()) for a in leaves(alone.params)),
+    "updates": int(alone.update_step),
+}))
+"""
+
+
+def test_a_learner_split_over_two_devices_takes_the_gradient_steps_of_one():
+    """Two devices that each take half of every batch and average their gradients hold
+    identical copies of the learner, equal (up to rounding) to one device on whole batches."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", SPLIT_CHECK], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["replicas_equal"]
+    assert result["max_diff"] < 1e-4 * result["max_param"], result
+
+
+def test_cli_splits_a_single_seeds_batches_over_the_cores(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ctde.cli", "train", "maddpg", "simple_spread", "--steps", "500",
+         "--log-every", "250", "--out", str(tmp_path / "run"), *TINY],
+        env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    if (os.cpu_count() or 1) >= 2:
+        assert "x 1 seeds on 2 devices (2 per seed, sharing its batches)" in done.stdout, done.stdout

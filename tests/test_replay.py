@@ -46,3 +46,17 @@ def test_vmaps_over_seeds_and_rejects_oversized_batches():
         replay.add(replay.init({"x": jnp.zeros(3)}, 4), {"x": jnp.ones((5, 3))})
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         replay.init({"x": jnp.zeros(3)}, 0)
+
+
+def test_parts_of_a_batch_put_together_are_the_whole_batch():
+    buffer = replay.add(replay.init({"id": jnp.int32(0)}, 100), {"id": jnp.arange(60)})
+    key = jax.random.PRNGKey(3)
+    whole = replay.sample(buffer, key, (4, 6))["id"]  # 4 batches of 6
+    assert whole.shape == (4, 6)
+    parts = [replay.sample(buffer, key, (4, 6), part=(k, 3))["id"] for k in range(3)]
+    np.testing.assert_array_equal(jnp.concatenate(parts, axis=1), whole)
+    traced = jax.jit(lambda k: replay.sample(buffer, key, (4, 6), part=(k, 3))["id"])
+    np.testing.assert_array_equal(traced(2), parts[2])
+    np.testing.assert_array_equal(replay.sample(buffer, key, 24)["id"], whole.reshape(-1))
+    with pytest.raises(ValueError, match="a batch of 6 does not split into 4 equal parts"):
+        replay.sample(buffer, key, (4, 6), part=(0, 4))

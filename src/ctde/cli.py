@@ -22,20 +22,26 @@ class UsageError(ValueError):
     pass
 
 
-def host_devices(seeds: int) -> int:
-    """How many CPU cores the CLI exposes as devices for ``seeds`` seeds: the most that
-    divide the seed count evenly."""
+def host_devices(seeds: int, algo: str = "") -> int:
+    """How many CPU cores the CLI exposes as devices for ``seeds`` seeds of ``algo``: the
+    most that divide the seed count evenly, or, for an algorithm that can split a seed's
+    batches (``ctde.algos.SPLITS_BATCHES``) and fewer seeds than cores, the most that
+    the seed count divides (each seed then runs on several)."""
+    from ctde.algos.registry import SPLITS_BATCHES  # no JAX import
+
     cores = os.cpu_count() or 1
+    if algo in SPLITS_BATCHES and seeds < cores:
+        return max(d for d in range(seeds, cores + 1) if d % seeds == 0)
     return max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
 
 
-def _set_host_devices(seeds: int) -> None:
+def _set_host_devices(seeds: int, algo: str) -> None:
     """Expose the CPU cores as devices so seeds run side by side (must precede jax import)."""
     if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get(
         "XLA_FLAGS", ""
     ):
         return
-    devices = host_devices(seeds)
+    devices = host_devices(seeds, algo)
     if devices > 1:
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
@@ -74,7 +80,7 @@ def cmd_train(args, extra: list[str]) -> int:
         from ctde.run.spec import read_spec
 
         spec = read_spec(args.resume)
-        _set_host_devices(spec.seeds)
+        _set_host_devices(spec.seeds, spec.algo)
         return _train(spec, args.resume, resume=True, progress=not args.no_progress)
 
     base: dict = {}
@@ -97,7 +103,7 @@ def cmd_train(args, extra: list[str]) -> int:
         if value is not None:
             base[field] = value
     spec = spec_from_dict(base)
-    _set_host_devices(spec.seeds)
+    _set_host_devices(spec.seeds, spec.algo)
     out = args.out or os.path.join("runs", f"{spec.algo}_{spec.env}_{time.strftime('%Y%m%d-%H%M%S')}")
     return _train(spec, out, resume=False, progress=not args.no_progress)
 
@@ -128,8 +134,10 @@ def _print_summary(out: str, summary: dict) -> None:
 
     ret, ev = mean("return_mean"), mean("eval_return_mean")
     sps = summary["env_steps"] * len(rows) / max(summary["wall_s"], 1e-9)
-    devices = summary.get("devices", 1)
+    devices, per_seed = summary.get("devices", 1), summary.get("devices_per_seed", 1)
     on = f" on {devices} devices" if devices > 1 else ""
+    if per_seed > 1:
+        on += f" ({per_seed} per seed, sharing its batches)"
     print(
         f"done: {summary['env_steps']:,} env steps x {len(rows)} seeds{on} in {summary['wall_s']:.1f} s "
         f"(+ compile {summary['compile_s']:.1f} s, {sps:,.0f} env-steps/s); "
@@ -213,7 +221,7 @@ def cmd_algos(args, extra) -> int:
 def cmd_demo(args, extra) -> int:
     """A short MAPPO run on simple_spread: learning-curve summary and a GIF."""
     seeds = 2
-    _set_host_devices(seeds)  # before JAX is imported
+    _set_host_devices(seeds, "mappo")  # before JAX is imported
     import numpy as np
 
     from ctde.envs.render import save_animation

@@ -14,6 +14,11 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Algorithms whose ``make_train`` takes ``batch_axis``: one seed's gradient batches can
+#: be split over several devices (on a CPU with more cores than seeds, one run uses them all).
+SPLITS_BATCHES = frozenset({"maddpg"})
+
+
 def names() -> list[str]:
     return sorted(ALGORITHMS)
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ctde import prng
 from ctde.envs.core import MultiAgentEnv
 
 
@@ -51,7 +52,7 @@ class AutoReset(Wrapper):
         return self.env.reset(key)
 
     def step(self, key, state, actions):
-        key_step, key_reset = jax.random.split(key)
+        key_step, key_reset = prng.split(key)
         obs, state, reward, terminated, truncated, info = self.env.step(key_step, state, actions)
         done = terminated | truncated
         info = dict(

@@ -56,28 +56,48 @@ def make_plan(spec: RunSpec, steps_per_update: int) -> Plan:
     return Plan(per_segment, math.ceil(updates / per_segment), steps_per_update)
 
 
-def build(spec: RunSpec):
-    """(trainer, plan) for ``spec``; raises ValueError on any invalid setting."""
+def build(spec: RunSpec, batch_axis: str | None = None):
+    """(trainer, plan) for ``spec``; raises ValueError on any invalid setting.
+    ``batch_axis``: the mesh axis over which each seed's batches are split, if any."""
     env, config = validate(spec)
     module = algos.get(spec.algo)
     steps_per_update = config.steps_per_update
     plan = make_plan(spec, steps_per_update)
     if getattr(config, "anneal_lr", False):
         config = dataclasses.replace(config, total_updates=plan.total_updates)
-    return module.make_train(config, env), plan
+    if batch_axis is None:
+        return module.make_train(config, env), plan
+    return module.make_train(config, env, batch_axis=batch_axis), plan
 
 
 def seed_keys(spec: RunSpec):
     return jax.vmap(jax.random.PRNGKey)(jnp.arange(spec.seed, spec.seed + spec.seeds))
 
 
-def seed_sharding(seeds: int):
-    """Spread the seed axis over the host's devices when it divides evenly."""
+def seed_sharding(seeds: int, split_batches: bool = False):
+    """Spread the seed axis over the host's devices when it divides evenly: a mesh
+    ("seed", "batch") whose "seed" axis splits the seeds. With ``split_batches`` (an
+    algorithm that can, on CPU) and more devices than seeds, the devices left over
+    share seeds: each seed runs on ``devices // seeds`` devices along "batch", which
+    hold the same state and split its gradient batches. None: one device does all."""
     devices = jax.devices()
-    if len(devices) < 2 or seeds % len(devices):
+    count = len(devices)
+    split_batches = split_batches and jax.default_backend() == "cpu"
+    if count < 2:
         return None
-    mesh = jax.sharding.Mesh(np.array(devices), ("seed",))
+    if seeds % count == 0:
+        shape = (count, 1)
+    elif split_batches and count % seeds == 0:
+        shape = (seeds, count // seeds)
+    else:
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices).reshape(shape), ("seed", "batch"))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
+
+
+def batch_axis_of(sharding) -> str | None:
+    """"batch" when ``sharding`` splits each seed's batches over devices, else None."""
+    return "batch" if sharding is not None and sharding.mesh.shape["batch"] > 1 else None
 
 
 def make_segment(trainer, plan: Plan, sharding=None) -> Callable:
@@ -225,7 +245,9 @@ def train(
     Returns a summary: final per-seed metrics and timings. ``stop_after_segments`` ends
     the call early (as if killed) after that many segments of this call.
     """
-    trainer, plan = build(spec)  # every error surfaces here, before anything is written
+    sharding = seed_sharding(spec.seeds, spec.algo in algos.SPLITS_BATCHES)
+    # every error surfaces here, before anything is written
+    trainer, plan = build(spec, batch_axis_of(sharding))
     ckpt_dir = os.path.join(out, "checkpoints")
     metrics = MetricsLog(os.path.join(out, "metrics.csv"))
     if resume:
@@ -239,7 +261,6 @@ def train(
         state = initial_state(trainer, spec)
         counters = {"segment": 0, "env_steps": 0, "wall_s": 0.0, "compile_s": 0.0}
 
-    sharding = seed_sharding(spec.seeds)
     if sharding is not None:
         state = jax.device_put(state, sharding)
     t0 = time.perf_counter()
@@ -285,6 +306,7 @@ def train(
         "wall_s": counters["wall_s"],
         "compile_s": counters["compile_s"],
         "devices": 1 if sharding is None else sharding.mesh.size,
+        "devices_per_seed": 1 if sharding is None else sharding.mesh.shape["batch"],
         "last_rows": last,
         "state": state,
     }

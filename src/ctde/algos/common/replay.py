@@ -9,6 +9,7 @@ the buffer is an ordinary pytree, so it can be vmapped over seeds and checkpoint
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -49,8 +50,22 @@ def add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
     )
 
 
-def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
-    """``batch_size`` items drawn uniformly with replacement from the stored ones.
-    (An empty buffer returns copies of its zero-filled first slot.)"""
-    index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_shape: int | tuple,
+           part: tuple | None = None) -> Any:
+    """Items drawn uniformly with replacement from the stored ones, every leaf
+    ``[*batch_shape, ...]``. (An empty buffer returns copies of its zero-filled first slot.)
+
+    ``part=(k, parts)``: only the k-th of ``parts`` equal slices of the last batch axis
+    (``k`` may be traced), read without the rest: devices that share a key and each
+    take their part hold between them the batch one device would draw."""
+    batch_shape = (batch_shape,) if isinstance(batch_shape, int) else tuple(batch_shape)
+    size = math.prod(batch_shape)
+    index = jax.random.randint(key, (size,), 0, jnp.maximum(buffer.size, 1)).reshape(batch_shape)
+    if part is not None:
+        k, parts = part
+        if batch_shape[-1] % parts:
+            raise ValueError(f"replay: a batch of {batch_shape[-1]} does not split into {parts} "
+                             "equal parts")
+        width = batch_shape[-1] // parts
+        index = jax.lax.dynamic_slice_in_dim(index, k * width, width, axis=index.ndim - 1)
     return jax.tree.map(lambda store: store[index], buffer.data)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from ctde import prng
 from ctde.envs.core import Box, Discrete, MultiAgentEnv
 from ctde.envs.mpe import physics
 from ctde.envs.render import Canvas
@@ -233,11 +234,11 @@ class MPEEnv(MultiAgentEnv):
                      landmark_range: float = 1.0, goal: Array | None = None) -> MPEState:
         """Uniform positions (agents in ``±agent_range``, landmarks in
         ``±landmark_range``), zero velocities and utterances, step 0."""
-        ka, kl = jax.random.split(key)
+        ka, kl = prng.split(key)
         n, l = self.num_agents, self.num_landmarks
         pos = jnp.concatenate([
-            jax.random.uniform(ka, (n, 2), minval=-agent_range, maxval=agent_range),
-            jax.random.uniform(kl, (l, 2), minval=-landmark_range, maxval=landmark_range),
+            prng.uniform(ka, (n, 2), -agent_range, agent_range),
+            prng.uniform(kl, (l, 2), -landmark_range, landmark_range),
         ])
         return MPEState(
             p_pos=pos,
