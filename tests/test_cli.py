@@ -1,6 +1,7 @@
 """The runner through the CLI, as a user drives it: runs, determinism, resume, bad input."""
 
 import csv
+import dataclasses
 import os
 
 import jax
@@ -76,6 +77,22 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     for x, y in zip(jax.tree.leaves(whole["state"]), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert without_timing(rows(part)) == without_timing(rows(str(tmp_path / "whole")))
+
+
+def test_checkpoints_first_and_last_point_then_at_most_every_interval(tmp_path, monkeypatch):
+    from ctde.run import checkpoint
+
+    saved = []
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda d, s, c: saved.append(c["segment"]) or real_save(d, s, c))
+    spec = RunSpec(algo="mappo", env="identity", steps=2400, log_every=400, eval_episodes=0,
+                   config={"num_envs": 8, "rollout_steps": 10})
+    runner.train(spec, str(tmp_path / "rare"), progress=False)  # 6 points in well under 60 s
+    assert saved == [1, 6]
+    saved.clear()
+    every = dataclasses.replace(spec, checkpoint_every=0)
+    runner.train(every, str(tmp_path / "every"), progress=False)
+    assert saved == [1, 2, 3, 4, 5, 6]
 
 
 def test_eval_prints_per_seed_results(run_dir, capsys):

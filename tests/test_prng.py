@@ -59,3 +59,15 @@ def test_gumbel_statistics():
     g = np.asarray(prng.gumbel(KEYS[0], (200_000,)))
     assert abs(g.mean() - np.euler_gamma) < 0.01
     assert abs(g.std() - np.pi / np.sqrt(6)) < 0.01
+
+
+def test_parts_of_a_draw_are_its_slices():
+    key = KEYS[1]
+    whole = {"bits": prng.bits(key, (12, 5)), "uniform": prng.uniform(key, (12, 5)),
+             "gumbel": prng.gumbel(key, (12, 5))}
+    for name, fn in (("bits", prng.bits), ("uniform", prng.uniform), ("gumbel", prng.gumbel)):
+        parts = [fn(key, (4, 5), part=(k, 3)) for k in range(3)]
+        same(jnp.concatenate(parts), whole[name])
+        same(jax.jit(lambda k, fn=fn: fn(key, (4, 5), part=(k, 3)))(1), parts[1])  # traced index
+    rbg = jax.random.key(5, impl="rbg")  # other keys: a slice of jax.random's whole draw
+    same(prng.gumbel(rbg, (4, 5), part=(2, 3)), jax.random.gumbel(rbg, (12, 5))[8:])

@@ -47,21 +47,32 @@ def _fast(key) -> bool:
             and key.shape == (2,))
 
 
-def _counters(shape):
-    """Counters 0, 1, ... in row-major order over ``shape`` (the low 32 bits; the high
-    word is 0 below 2**32 items)."""
-    if int(np.prod(shape)) >= 2**32:
-        raise ValueError(f"prng: {shape} has 2**32 items or more")
-    return lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape)
+def _whole(shape, parts):
+    """The shape of the draw that ``parts`` parts of ``shape`` come from."""
+    return shape if parts == 1 else (parts * shape[0], *shape[1:])
 
 
-@partial(jax.jit, static_argnames="shape")
-def bits(key, shape) -> jax.Array:
-    """Uniform random uint32 bits, ``jax.random.bits(key, shape)``."""
-    shape = tuple(shape)
+def bits(key, shape, part=None) -> jax.Array:
+    """Uniform random uint32 bits, ``jax.random.bits(key, shape)``.
+
+    ``part=(k, parts)``: the k-th of ``parts`` equal consecutive slices along the first
+    axis of one draw of shape ``(parts * shape[0], *shape[1:])`` (``k`` may be traced),
+    computed without the rest: what this device gets of a batch split over devices.
+    ``uniform`` and ``gumbel`` take it too."""
+    index, parts = (0, 1) if part is None else part
+    return _bits(key, tuple(shape), index, parts)
+
+
+@partial(jax.jit, static_argnames=("shape", "parts"))
+def _bits(key, shape, index, parts):
     if not _fast(key):
-        return jax.random.bits(key, shape, jnp.uint32)
-    b1, b2 = threefry2x32(key[0], key[1], jnp.uint32(0), _counters(shape))
+        whole = jax.random.bits(key, _whole(shape, parts), jnp.uint32)
+        return whole if parts == 1 else lax.dynamic_slice_in_dim(whole, index * shape[0], shape[0])
+    if parts * int(np.prod(shape)) >= 2**32:
+        raise ValueError(f"prng: {parts} x {shape} has 2**32 items or more")
+    first = jnp.asarray(index, jnp.uint32) * np.uint32(np.prod(shape))
+    counters = lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape) + first
+    b1, b2 = threefry2x32(key[0], key[1], jnp.uint32(0), counters)
     return b1 ^ b2
 
 
@@ -70,20 +81,24 @@ def split(key, num: int = 2) -> jax.Array:
     """``jax.random.split(key, num)``: ``[num, 2]`` new keys."""
     if not _fast(key):
         return jax.random.split(key, num)
-    b1, b2 = threefry2x32(key[0], key[1], jnp.uint32(0), _counters((num,)))
+    b1, b2 = threefry2x32(key[0], key[1], jnp.uint32(0), lax.iota(jnp.uint32, num))
     return jnp.stack([b1, b2], axis=-1)
 
 
-@partial(jax.jit, static_argnames="shape")
-def uniform(key, shape=(), minval=0.0, maxval=1.0) -> jax.Array:
+def uniform(key, shape=(), minval=0.0, maxval=1.0, part=None) -> jax.Array:
     """float32 uniform on [minval, maxval), ``jax.random.uniform``."""
-    shape = tuple(shape)
-    if not _fast(key):
+    index, parts = (0, 1) if part is None else part
+    return _uniform(key, tuple(shape), minval, maxval, index, parts)
+
+
+@partial(jax.jit, static_argnames=("shape", "parts"))
+def _uniform(key, shape, minval, maxval, index, parts):
+    if not _fast(key) and parts == 1:
         return jax.random.uniform(key, shape, minval=minval, maxval=maxval)
     minval = lax.broadcast_to_rank(jnp.asarray(minval, jnp.float32), len(shape))
     maxval = lax.broadcast_to_rank(jnp.asarray(maxval, jnp.float32), len(shape))
     # 23 random mantissa bits under the exponent of 1.0: a float in [1, 2), minus 1.
-    mantissa = (bits(key, shape) >> np.uint32(32 - 23)) | np.uint32(0x3F800000)
+    mantissa = (_bits(key, shape, index, parts) >> np.uint32(32 - 23)) | np.uint32(0x3F800000)
     floats = lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0
     return lax.max(minval, floats * (maxval - minval) + minval)
 
@@ -94,16 +109,22 @@ def normal(key, shape=()) -> jax.Array:
     if not _fast(key):
         return jax.random.normal(key, tuple(shape))
     low = np.nextafter(np.float32(-1.0), np.float32(0.0))
-    return np.float32(np.sqrt(2)) * lax.erf_inv(uniform(key, shape, low, 1.0))
+    return np.float32(np.sqrt(2)) * lax.erf_inv(_uniform(key, tuple(shape), low, 1.0, 0, 1))
 
 
-@partial(jax.jit, static_argnames="shape")
-def gumbel(key, shape=()) -> jax.Array:
+def gumbel(key, shape=(), part=None) -> jax.Array:
     """Standard Gumbel float32, ``jax.random.gumbel`` (its default "low" mode)."""
+    index, parts = (0, 1) if part is None else part
+    return _gumbel(key, tuple(shape), index, parts)
+
+
+@partial(jax.jit, static_argnames=("shape", "parts"))
+def _gumbel(key, shape, index, parts):
     if not _fast(key) or jax.config.jax_high_dynamic_range_gumbel:
-        return jax.random.gumbel(key, tuple(shape))
+        whole = jax.random.gumbel(key, _whole(shape, parts))
+        return whole if parts == 1 else lax.dynamic_slice_in_dim(whole, index * shape[0], shape[0])
     tiny = np.finfo(np.float32).tiny
-    return -jnp.log(-jnp.log(uniform(key, shape, tiny, 1.0)))
+    return -jnp.log(-jnp.log(_uniform(key, shape, tiny, 1.0, index, parts)))
 
 
 @partial(jax.jit, static_argnames="axis")

@@ -377,9 +377,7 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         numbers a single device draws for those rows of the whole batch."""
         if batch_axis is None:
             return prng.gumbel(key, shape)
-        parts, k = jax.lax.axis_size(batch_axis), jax.lax.axis_index(batch_axis)
-        whole = prng.gumbel(key, (shape[0] * parts, *shape[1:]))
-        return jax.lax.dynamic_slice_in_dim(whole, k * shape[0], shape[0])
+        return prng.gumbel(key, shape, (jax.lax.axis_index(batch_axis), jax.lax.axis_size(batch_axis)))
 
     def policy_action(pre, avail, key):
         """The differentiable action the critics see for a batch ``[S, ...]``: the

@@ -4,8 +4,9 @@
 A run is split into segments of K updates; one segment is a single jitted call
 (``lax.scan`` over K updates, ``vmap`` over seeds, seeds spread over the host's
 devices). Between segments the runner logs ``metrics.csv`` and TensorBoard events,
-evaluates the deterministic policy, and writes an atomic checkpoint, so a killed run
-resumes from its last segment with ``resume``.
+evaluates the deterministic policy, and writes an atomic checkpoint (after the first
+segment, then at most every ``checkpoint_every`` seconds, and after the last), so a
+killed run resumes from its last checkpoint with ``resume``, redoing what came after.
 """
 
 from __future__ import annotations
@@ -272,6 +273,7 @@ def train(
     bar = _Progress(plan.segments * plan.steps_per_segment, counters["env_steps"], progress)
     eval_key = jax.random.PRNGKey(spec.seed + 10_000)
     done_here = 0
+    saved_at = None if not resume else time.perf_counter()  # a resumed run has a checkpoint
     try:
         while counters["segment"] < plan.segments:
             if stop_after_segments is not None and done_here >= stop_after_segments:
@@ -292,7 +294,13 @@ def train(
                 row.update(summarise(jax.device_get(sums), prefix="eval_"))
             rows = _rows(spec, counters, elapsed / plan.steps_per_segment, row)
             metrics.append(rows)
-            checkpoint.save(ckpt_dir, state, counters)
+            # A large state (a replay buffer) takes seconds to write: save it at most every
+            # checkpoint_every seconds, and always the first and the last point.
+            finished = counters["segment"] >= plan.segments
+            if (saved_at is None or finished or spec.checkpoint_every == 0
+                    or time.perf_counter() - saved_at >= spec.checkpoint_every):
+                checkpoint.save(ckpt_dir, state, counters)
+                saved_at = time.perf_counter()
             _log_tensorboard(writer, rows, counters["env_steps"])
             bar.advance(plan.steps_per_segment, rows)
     finally:

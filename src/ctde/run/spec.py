@@ -30,12 +30,14 @@ class RunSpec:
     seed: int = 0  # first seed; seed i uses PRNGKey(seed + i)
     log_every: int = 0  # env steps between logging points (0: about 50 points)
     eval_episodes: int = 32  # deterministic evaluation episodes per seed and point
+    checkpoint_every: float = 60.0  # seconds of training between checkpoints (0: at every
+    #                                 logging point); the first and last points are saved
 
     def __post_init__(self):
         for name in ("steps", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("log_every", "eval_episodes", "seed"):
+        for name in ("log_every", "eval_episodes", "seed", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
