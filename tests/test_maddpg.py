@@ -99,6 +99,15 @@ def test_critic_changes_one_agents_action_by_linearity_exactly_as_in_its_input()
     np.testing.assert_array_equal(critic.apply(params, x.at[:, :d].set(9.0), others, jnp.eye(n)[1]), q)
 
 
+def test_joint_action_per_critic_takes_its_own_agents_action():
+    own = jnp.arange(6.0).reshape(1, 3, 2)  # [S, N, A]
+    others = -jnp.ones((1, 3, 3, 2))  # critic i's model of every agent j
+    joint = np.asarray(maddpg.joint_with_own_action(own, others))
+    for i in range(3):
+        np.testing.assert_array_equal(joint[0, i, i], own[0, i])
+        assert np.all(np.delete(joint[0, i], i, axis=0) == -1)
+
+
 def test_ddpg_critic_ignores_the_other_agents():
     key = jax.random.PRNGKey(0)
     w = jax.random.normal(key, (3, 3 * (4 + 2)))

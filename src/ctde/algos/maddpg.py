@@ -244,8 +244,10 @@ def gumbel_softmax(key, logits, temperature, hard=False, gumbel=prng.gumbel):
 
 def joint_with_own_action(own, others):
     """The joint action a^i that agent i's critic evaluates, for every agent i:
-    a^i_j = own_j if j == i else others_j. In the policy gradient ``own`` is mu_i(o_i) and
-    ``others`` the buffered actions, so agent i's gradient flows through its own action only.
+    a^i_j = own_j if j == i else others_j. With policy inference, ``own`` is mu_i'(o'_i)
+    and ``others[:, i, j]`` agent i's model mu_hat_i^j'(o'_j) of agent j. (The policy
+    gradient's a^i, one changed action on a shared joint action, is computed inside the
+    critic: ``centralised_q_values(..., own_actions=...)``.)
 
     Shapes: ``own [S, N, A]``; ``others [S, N, A]`` (shared by every critic) or
     ``[S, N(i), N(j), A]`` (per critic) -> ``[S, N(i), N(j), A]``.
