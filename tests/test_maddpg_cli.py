@@ -105,3 +105,16 @@ def test_cli_splits_a_single_seeds_batches_over_the_cores(tmp_path):
     assert done.returncode == 0, done.stderr
     if (os.cpu_count() or 1) >= 2:
         assert "x 1 seeds on 2 devices (2 per seed, sharing its batches)" in done.stdout, done.stdout
+
+
+def test_settings_after_a_config_file_are_not_taken_for_algo_or_env(tmp_path, capsys):
+    """``ctde train --config F --team-algos maddpg,ddpg``: the setting's value is not the
+    optional ALGO positional (docs/results.md runs its commands this way)."""
+    out = str(tmp_path / "run")
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "maddpg_simple_tag.yaml")
+    code = main(["train", "--config", config, "--team-algos",
+                 "maddpg,ddpg", "--steps", "500", "--seeds", "1", "--out", out, *TINY])
+    assert code == 0, capsys.readouterr().err
+    with open(os.path.join(out, "config.yaml")) as f:
+        text = f.read()
+    assert "algo: maddpg" in text and "- maddpg\n  - ddpg" in text

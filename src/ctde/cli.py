@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="carry on a killed run from its checkpoint")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+    parser.train_options = set(p._option_string_actions)  # the rest are settings
 
     p = sub.add_parser("eval", help="evaluate a saved run's deterministic policy")
     p.add_argument("run")
@@ -332,9 +333,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_settings(tokens: list[str], known: set[str]) -> tuple[list[str], list[str]]:
+    """The train command's tokens -> (tokens for argparse, ``--name value`` settings).
+    Settings are taken out first: argparse would hand a setting's value to the optional
+    ALGO/ENV positionals (``ctde train --config F --team-algos maddpg,ddpg``)."""
+    kept, settings = [], []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("--") and len(token) > 2 and token.split("=", 1)[0] not in known:
+            settings.append(token)
+            if "=" not in token and i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                settings.append(tokens[i + 1])
+                i += 1
+        else:
+            kept.append(token)
+        i += 1
+    return kept, settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        kept, extra = split_settings(argv[1:], parser.train_options)
+        args = parser.parse_args(["train", *kept])
+    else:
+        args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
