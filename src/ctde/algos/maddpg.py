@@ -304,11 +304,11 @@ class Critic(nn.Module):
                             (n * (d + a_dim), width))
         bias = self.param("bias", nn.initializers.zeros, (width,))
         w_x = kernel[:n * d] * jnp.repeat(sees, d)[:, None]
-        w_a = (kernel[n * d:] * jnp.repeat(sees, a_dim)[:, None]).reshape(n, a_dim, width)
-        h = x @ w_x + actions.reshape(-1, n * a_dim) @ w_a.reshape(n * a_dim, width) + bias
-        if own is not None:
+        w_a = kernel[n * d:] * jnp.repeat(sees, a_dim)[:, None]  # [N * A, H]
+        h = x @ w_x + actions.reshape(-1, n * a_dim) @ w_a + bias
+        if own is not None:  # + W_i delta, W_i = agent i's A rows of w_a
             one_hot, delta = own
-            h = h + delta @ jnp.einsum("j,jah->ah", one_hot, w_a)
+            h = h + delta @ jnp.einsum("j,jah->ah", one_hot, w_a.reshape(n, a_dim, width))
         h = MLP(self.hidden[1:], self.activation)(getattr(nn, self.activation)(h))
         return value_head(1)(h)
 
@@ -374,12 +374,16 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
     def critic_values(critic_params, obs, actions, own_actions=None):  # -> [S, N]
         return centralised_q_values(critic.apply, critic_params, sees, obs, actions, own_actions)
 
-    def batch_gumbel(key, shape):
-        """Gumbel noise for this device's slice ``[S / parts, ...]`` of a batch: the same
-        numbers a single device draws for those rows of the whole batch."""
+    def batch_part():
+        """This device's part ``(k, parts)`` of every batch (None: a device takes it all)."""
         if batch_axis is None:
-            return prng.gumbel(key, shape)
-        return prng.gumbel(key, shape, (jax.lax.axis_index(batch_axis), jax.lax.axis_size(batch_axis)))
+            return None
+        return jax.lax.axis_index(batch_axis), jax.lax.axis_size(batch_axis)
+
+    def batch_gumbel(key, shape):
+        """Gumbel noise for this device's rows of a batch: the numbers a single device
+        draws for those rows of the whole batch."""
+        return prng.gumbel(key, shape, batch_part())
 
     def policy_action(pre, avail, key):
         """The differentiable action the critics see for a batch ``[S, ...]``: the
@@ -601,10 +605,8 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         key, k_sample, k_learn = prng.split(key, 3)
         # Every batch of this iteration at once: the buffer itself then stays out of the
         # gradient loop (a large loop operand that lives on afterwards would be copied).
-        part = None
-        if batch_axis is not None:  # this device's slice of every batch
-            part = (jax.lax.axis_index(batch_axis), jax.lax.axis_size(batch_axis))
-        batches = replay.sample(buffer, k_sample, (config.gradient_steps, config.batch_size), part)
+        batches = replay.sample(buffer, k_sample, (config.gradient_steps, config.batch_size),
+                                batch_part())
         carry = (ls.params, ls.target, ls.opt)
         learned, stats = jax.lax.scan(
             gradient_step, carry, (batches, prng.split(k_learn, config.gradient_steps))

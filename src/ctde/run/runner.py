@@ -297,8 +297,7 @@ def train(
             # A large state (a replay buffer) takes seconds to write: save it at most every
             # checkpoint_every seconds, and always the first and the last point.
             finished = counters["segment"] >= plan.segments
-            if (saved_at is None or finished or spec.checkpoint_every == 0
-                    or time.perf_counter() - saved_at >= spec.checkpoint_every):
+            if saved_at is None or finished or time.perf_counter() - saved_at >= spec.checkpoint_every:
                 checkpoint.save(ckpt_dir, state, counters)
                 saved_at = time.perf_counter()
             _log_tensorboard(writer, rows, counters["env_steps"])
