@@ -102,6 +102,35 @@ def test_same_seed_same_result_and_different_seed_differs():
     )
 
 
+def test_value_clip_hand_worked_fraction():
+    # V=1.5, V_old=1, y=2: outside the window and the clipped branch (0.32) is larger than
+    # the unclipped one (0.125): no gradient. V=0.5, V_old=0, y=0: outside, but the
+    # unclipped branch is larger: gradient. V=1.1, V_old=1: inside the window.
+    value, old, target = jnp.array([1.5, 0.5, 1.1]), jnp.array([1.0, 0.0, 1.0]), jnp.array([2.0, 0.0, 2.0])
+    got = mappo.value_clip_fraction(value, old, target, 0.2, 0.0, jnp.ones(3))
+    assert got == pytest.approx(1 / 3)
+    assert mappo.value_clip_fraction(value, old, target, 0.0, 0.0, jnp.ones(3)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"value_norm": "running"},
+        {"value_norm": "popart"},
+        {"value_norm": "none"},
+        {"value_norm": "running", "recurrent": True, "chunk_length": 5, "hidden": (16,), "gru_size": 16},
+    ],
+)
+def test_value_clip_is_centred_on_the_rollouts_prediction(variant):
+    # One epoch of one minibatch: the only gradient step is taken with the parameters that
+    # collected the rollout, so every value sits at the centre of its clip window. (With
+    # the anchor re-normalised by the updated running statistics, most samples sat outside
+    # it in the first iterations, where the statistics move most, and got no gradient.)
+    for updates in (1, 4):
+        _, _, metrics = train_identity(updates, num_epochs=1, num_minibatches=1, **variant)
+        assert float(metrics["losses"]["value_clip_fraction"]) == 0.0, updates
+
+
 @pytest.mark.parametrize(
     "variant",
     [

@@ -161,6 +161,7 @@ class Transition(NamedTuple):
     action: jax.Array  # [B, N] or [B, N, d]
     log_prob: jax.Array  # [B, N]
     value: jax.Array  # [B, N] V(x_t), de-normalised
+    value_raw: jax.Array  # [B, N] the critic's own output for V(x_t) (normalised space)
     next_value: jax.Array  # [B, N] V(x_{t+1}) of the same episode, de-normalised
     reward: jax.Array  # [B, N]
     terminated: jax.Array  # [B]
@@ -208,17 +209,28 @@ def clipped_value_loss(value, old_value, target, clip_eps, huber_delta, mask):
     with l the Huber loss (delta ``huber_delta``) or the squared error / 2 when
     ``huber_delta`` is 0, and no clipping when ``clip_eps`` is 0.
     """
-
-    def error(x):
-        if huber_delta > 0:
-            return optax.huber_loss(x, delta=huber_delta)
-        return 0.5 * x**2
-
-    loss = error(value - target)
+    loss = value_error(value - target, huber_delta)
     if clip_eps > 0:
         value_clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
-        loss = jnp.maximum(loss, error(value_clipped - target))
+        loss = jnp.maximum(loss, value_error(value_clipped - target, huber_delta))
     return masked_mean(loss, mask)
+
+
+def value_error(x, huber_delta):
+    """l(x): the Huber loss (delta ``huber_delta``), or x^2 / 2 when ``huber_delta`` is 0."""
+    return optax.huber_loss(x, delta=huber_delta) if huber_delta > 0 else 0.5 * x**2
+
+
+def value_clip_fraction(value, old_value, target, clip_eps, huber_delta, mask):
+    """The share of active samples whose value gets no gradient from ``clipped_value_loss``:
+    V outside its window ``|V - V_old| > eps`` where the clipped branch is the larger one.
+    0 when the parameters that produced ``V_old`` are the ones being trained."""
+    if clip_eps <= 0:
+        return jnp.zeros((), value.dtype)
+    value_clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
+    larger = value_error(value_clipped - target, huber_delta) > value_error(value - target, huber_delta)
+    flat = (jnp.abs(value - old_value) > clip_eps) & larger
+    return masked_mean(flat.astype(value.dtype), mask)
 
 
 def masked_mean(x, mask):
@@ -403,7 +415,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                                      critic_input(info["final_obs"], final_cs), jnp.zeros_like(first))
             v_next = values(v_next)
             transition = Transition(
-                obs, cs, avail, action, log_prob, denormalized(ls.value_norm, v),
+                obs, cs, avail, action, log_prob, denormalized(ls.value_norm, v), v,
                 denormalized(ls.value_norm, v_next), reward, terminated, done, ls.alive,
                 ls.first, ls.actor_h, ls.critic_h,
             )
@@ -432,9 +444,16 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                 )
                 critic_params = {"params": {**critic_params["params"], "value_head": head}}
             target = valuenorm.normalize(norm, target)
+        # The clip anchor V_old is what the critic output during the rollout, so the clip
+        # window is centred on the prediction of the parameters being trained. With running
+        # statistics that is the raw output itself: re-normalising the de-normalised value
+        # with the updated statistics would move the anchor by as much as the statistics
+        # moved, leaving the prediction outside its window (no gradient). PopArt's rescaled
+        # head outputs exactly normalize(new, value) for the rollout's features.
+        if config.value_norm == "popart":
             old_value = valuenorm.normalize(norm, traj.value)
         else:
-            old_value = traj.value
+            old_value = traj.value_raw
         if config.normalize_advantages:
             advantage = normalize_advantages(advantage, mask)
 
@@ -461,20 +480,24 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             tr, _, tgt, old_v = mb
             v = values(unroll_network(critic, critic_params, tr.critic_h[0],
                                       critic_input(tr.obs, tr.critic_state), tr.first))
-            return clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
+            loss = clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
+            flat = value_clip_fraction(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
+            return loss, flat
 
         def minibatch_step(carry, mb):
             actor_params, critic_params, actor_opt, critic_opt = carry
             (_, (surrogate, entropy, kl)), g_actor = jax.value_and_grad(actor_loss, has_aux=True)(
                 actor_params, mb
             )
-            value_loss, g_critic = jax.value_and_grad(critic_loss)(critic_params, mb)
+            (value_loss, clipped), g_critic = jax.value_and_grad(critic_loss, has_aux=True)(
+                critic_params, mb
+            )
             updates, actor_opt = actor_tx.update(g_actor, actor_opt, actor_params)
             actor_params = optax.apply_updates(actor_params, updates)
             updates, critic_opt = critic_tx.update(g_critic, critic_opt, critic_params)
             critic_params = optax.apply_updates(critic_params, updates)
             stats = {"policy_objective": surrogate, "entropy": entropy, "approx_kl": kl,
-                     "value_loss": value_loss}
+                     "value_loss": value_loss, "value_clip_fraction": clipped}
             return (actor_params, critic_params, actor_opt, critic_opt), stats
 
         def epoch(carry, key):
