@@ -22,14 +22,15 @@ class UsageError(ValueError):
     pass
 
 
-def host_devices(seeds: int, algo: str = "") -> int:
+def host_devices(seeds: int, algo: str = "", cores: int | None = None) -> int:
     """How many CPU cores the CLI exposes as devices for ``seeds`` seeds of ``algo``: the
     most that divide the seed count evenly, or, for an algorithm that can split a seed's
     batches (``ctde.algos.SPLITS_BATCHES``) and fewer seeds than cores, the most that
-    the seed count divides (each seed then runs on several)."""
+    the seed count divides (each seed then runs on several). ``cores``: the cores to use
+    (default all of this machine's; a sweep trial gets its share)."""
     from ctde.algos.registry import SPLITS_BATCHES  # no JAX import
 
-    cores = os.cpu_count() or 1
+    cores = cores or os.cpu_count() or 1
     if algo in SPLITS_BATCHES and seeds < cores:
         return max(d for d in range(seeds, cores + 1) if d % seeds == 0)
     return max(d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0)
@@ -330,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_number, default=400_000)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    from ctde.run import report, sweep  # their parsers live with them (no JAX import)
+
+    sweep.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
