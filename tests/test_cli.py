@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import glob
 import os
 
 import jax
@@ -84,7 +85,8 @@ def test_checkpoints_first_and_last_point_then_at_most_every_interval(tmp_path, 
 
     saved = []
     real_save = checkpoint.save
-    monkeypatch.setattr(checkpoint, "save", lambda d, s, c: saved.append(c["segment"]) or real_save(d, s, c))
+    monkeypatch.setattr(checkpoint, "save",
+                        lambda d, s, c, *a: saved.append(c["segment"]) or real_save(d, s, c, *a))
     spec = RunSpec(algo="mappo", env="identity", steps=2400, log_every=400, eval_episodes=0,
                    config={"num_envs": 8, "rollout_steps": 10})
     runner.train(spec, str(tmp_path / "rare"), progress=False)  # 6 points in well under 60 s
@@ -141,7 +143,7 @@ def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path,
 
     copy = str(tmp_path / "copy")
     shutil.copytree(run_dir, copy)
-    path = os.path.join(copy, "checkpoints", "latest.msgpack")
+    (path,) = glob.glob(os.path.join(copy, "checkpoints", "step-*.msgpack"))[-1:]
     with open(path, "r+b") as f:
         f.seek(100)
         f.write(b"\x00garbage\xff" * 8)

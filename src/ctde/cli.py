@@ -15,7 +15,9 @@ import os
 import sys
 import time
 
+_STARTED = time.perf_counter()  # the command's wall time is reported from here
 USAGE_ERROR = 2
+DIVERGED = 3  # a NaN or inf stopped training
 
 
 class UsageError(ValueError):
@@ -76,13 +78,21 @@ def cmd_train(args, extra: list[str]) -> int:
     from ctde.run.spec import RUN_FIELDS, load_yaml, spec_from_dict
 
     if args.resume:
-        if args.algo or extra:
-            raise UsageError("--resume takes only the run folder: ctde train --resume RUN")
+        given = [f"--{f.replace('_', '-')}" for f in ("steps", "seeds", "seed", "log_every",
+                 "eval_episodes", "checkpoint_every", "keep_checkpoints", "config", "out")
+                 if getattr(args, f) is not None]
+        if args.algo or extra or given:
+            what = " ".join(given + extra) or args.algo
+            raise UsageError(f"--resume carries on the run as it was saved and takes no settings "
+                             f"({what}): ctde train --resume RUN [--checkpoint STEPS]")
         from ctde.run.spec import read_spec
 
         spec = read_spec(args.resume)
         _set_host_devices(spec.seeds, spec.algo)
-        return _train(spec, args.resume, resume=True, progress=not args.no_progress)
+        return _train(spec, args.resume, resume=True, progress=not args.no_progress,
+                      which=args.checkpoint)
+    if args.checkpoint is not None:
+        raise UsageError("--checkpoint picks the checkpoint of a --resume")
 
     base: dict = {}
     if args.config:  # the file's settings; the command line wins
@@ -99,7 +109,8 @@ def cmd_train(args, extra: list[str]) -> int:
             base[field] = config.pop(field)
     base["config"] = {**(base.get("config") or {}), **config}
     base["env_params"] = {**(base.get("env_params") or {}), **env_params}
-    for field in ("steps", "seeds", "seed", "log_every", "eval_episodes"):
+    for field in ("steps", "seeds", "seed", "log_every", "eval_episodes", "checkpoint_every",
+                  "keep_checkpoints"):
         value = getattr(args, field)
         if value is not None:
             base[field] = value
@@ -109,20 +120,54 @@ def cmd_train(args, extra: list[str]) -> int:
     return _train(spec, out, resume=False, progress=not args.no_progress)
 
 
-def _train(spec, out: str, resume: bool, progress: bool) -> int:
-    from ctde.run.runner import train
+def _train(spec, out: str, resume: bool, progress: bool, which: str | None = None) -> int:
+    from ctde.run import checkpoint
+    from ctde.run.runner import Diverged, build, train
 
-    print(f"{'resuming' if resume else 'training'} {spec.algo} on {spec.env} -> {out}")
+    _, plan = build(spec)
+    print(f"{'resuming' if resume else 'training'} {spec.algo} on {spec.env} -> {out}: "
+          f"{plan.total_steps:,} env steps per seed ({plan.total_updates:,} updates of "
+          f"{plan.steps_per_update:,}, logged every {plan.steps_per_segment:,})", flush=True)
+    notice = _shared_policy_notice(spec)
+    if notice:
+        print(notice, flush=True)
     try:
-        summary = train(spec, out, resume=resume, progress=progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; carry on with: ctde train --resume {out}", file=sys.stderr)
-        return 130
-    _print_summary(out, summary)
+        summary = train(spec, out, resume=resume, progress=progress, which=which)
+    except Diverged as e:
+        print(f"ctde: error: {e}", file=sys.stderr)
+        return DIVERGED
+    except KeyboardInterrupt:  # a second interrupt: stopped at once, the last checkpoint stands
+        summary = {"interrupted": 2, "checkpoint": None}
+    if summary["interrupted"]:
+        code = 128 + summary["interrupted"]
+        if not checkpoint.latest(os.path.join(out, "checkpoints")):
+            print(f"\ninterrupted before the first logging point: nothing to resume in {out} "
+                  "(run the command again to start afresh)", file=sys.stderr)
+        else:
+            done = summary["checkpoint"]
+            at = f" from env step {done:,}" if isinstance(done, int) else ""
+            print(f"\ninterrupted; carry on{at} with: ctde train --resume {out}", file=sys.stderr)
+        return code
+    _print_summary(out, summary, spec)
     return 0
 
 
-def _print_summary(out: str, summary: dict) -> None:
+def _shared_policy_notice(spec) -> str | None:
+    """One line when one shared policy plays every side of a competitive env."""
+    from ctde import algos
+    from ctde.run.spec import validate
+
+    env, _ = validate(spec)
+    capabilities = getattr(algos.get(spec.algo), "CAPABILITIES", {})
+    shared = capabilities.get("shared_policy", not capabilities.get("competitive", False))
+    if env.num_teams < 2 or not shared:
+        return None
+    return (f"note: {spec.algo} trains one shared policy for every agent, so on {spec.env} the "
+            f"teams ({', '.join(env.team_names)}) are self-play of one network and return_mean "
+            "averages them (per-team returns follow); for a learner per team see maddpg --team-algos")
+
+
+def _print_summary(out: str, summary: dict, spec=None) -> None:
     import numpy as np
 
     rows = summary["last_rows"]
@@ -133,18 +178,39 @@ def _print_summary(out: str, summary: dict) -> None:
         values = np.array([float(r.get(key) or "nan") for r in rows])
         return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
 
-    ret, ev = mean("return_mean"), mean("eval_return_mean")
+    def with_teams(key):  # "return_mean 0.187 (adversary 6.090, agent -17.530)"
+        teams = [k[len(key) + 1:] for k in rows[0] if k.startswith(key + "_")]
+        parts = ", ".join(f"{t} {mean(f'{key}_{t}'):.3f}" for t in teams)
+        return f"{key} {mean(key):.3f}" + (f" ({parts})" if parts else "")
+
     sps = summary["env_steps"] * len(rows) / max(summary["wall_s"], 1e-9)
     devices, per_seed = summary.get("devices", 1), summary.get("devices_per_seed", 1)
     on = f" on {devices} devices" if devices > 1 else ""
     if per_seed > 1:
         on += f" ({per_seed} per seed, sharing its batches)"
+    on += _device_reason(len(rows), devices, spec)
+    total = time.perf_counter() - _STARTED
+    seeds = f"{len(rows)} seed{'s' * (len(rows) > 1)}"
     print(
-        f"done: {summary['env_steps']:,} env steps x {len(rows)} seeds{on} in {summary['wall_s']:.1f} s "
-        f"(+ compile {summary['compile_s']:.1f} s, {sps:,.0f} env-steps/s); "
-        f"return_mean {ret:.3f}, eval_return_mean {ev:.3f}"
+        f"done: {summary['env_steps']:,} env steps x {seeds}{on} in {summary['wall_s']:.1f} s "
+        f"of training (+ compile {summary['compile_s']:.1f} s; {total:.1f} s from start; "
+        f"{sps:,.0f} env-steps/s); {with_teams('return_mean')}, {with_teams('eval_return_mean')}"
     )
     print(f"run folder: {out}  (metrics.csv, config.yaml, checkpoints/, tb/)")
+
+
+def _device_reason(seeds: int, devices: int, spec) -> str:
+    """Why a multi-seed run leaves CPU cores idle (the seeds split evenly or not at all)."""
+    cores = os.cpu_count() or 1
+    if seeds < 2 or devices >= cores or spec is None or "jax" not in sys.modules:
+        return ""
+    import jax
+
+    if jax.default_backend() != "cpu" or len(jax.devices()) != devices:
+        return ""  # an accelerator, or a device count the user set
+    better = [k for k in (cores * (seeds // cores), cores * (seeds // cores + 1)) if k > 0]
+    return (f" (of {cores} cores: {seeds} seeds split evenly over {devices}; "
+            f"{' or '.join(map(str, better))} seeds would use every core)")
 
 
 def cmd_eval(args, extra) -> int:
@@ -154,7 +220,9 @@ def cmd_eval(args, extra) -> int:
 
     if extra:
         raise UsageError(f"unexpected arguments {' '.join(extra)}")
-    result = evaluate_run(args.run, episodes=args.episodes, seed=args.seed)
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be positive, got {args.episodes}")
+    result = evaluate_run(args.run, episodes=args.episodes, seed=args.seed, which=args.checkpoint)
     names = [k for k in result if k not in ("env_steps", "seeds", "episodes")]
     print(f"{args.run}: deterministic policy, {args.episodes} episodes per seed, "
           f"after {result['env_steps']:,} env steps")
@@ -168,13 +236,19 @@ def cmd_eval(args, extra) -> int:
 def cmd_render(args, extra) -> int:
     if extra:
         raise UsageError(f"unexpected arguments {' '.join(extra)}")
+    for name in ("episodes", "fps"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be positive, got {getattr(args, name)}")
     from ctde.envs.render import save_animation
 
     if os.path.isdir(args.target):
         from ctde.run.runner import rollout_states
 
-        env, states = rollout_states(args.target, args.seed_index, args.episodes, args.seed)
+        env, states = rollout_states(args.target, args.seed_index, args.episodes, args.seed,
+                                     which=args.checkpoint)
     else:
+        if args.checkpoint is not None:
+            raise UsageError("--checkpoint needs a run folder, not an env name")
         from ctde.envs import make
         from ctde.run.random_policy import random_rollout_states
 
@@ -202,6 +276,16 @@ def cmd_plot(args, extra) -> int:
 def cmd_envs(args, extra) -> int:
     from ctde.envs import make, names
 
+    if args.name:
+        from ctde.run.describe import env_parameters, table
+
+        env = make(args.name)
+        teams = ", ".join(env.team_names) if env.num_teams > 1 else "cooperative"
+        print(f"{args.name}: N={env.num_agents}, obs={env.obs_dim}, actions={env.action_dim} "
+              f"({'discrete' if env.discrete else 'continuous'}), steps={env.max_steps}, {teams}")
+        print("parameters (--env.NAME VALUE):")
+        print(table(env_parameters(args.name), prefix="  --env."))
+        return 0
     for name in names():
         env = make(name)
         teams = ",".join(env.team_names) if env.num_teams > 1 else "cooperative"
@@ -214,6 +298,17 @@ def cmd_envs(args, extra) -> int:
 def cmd_algos(args, extra) -> int:
     from ctde.algos import ALGORITHMS
 
+    if args.name:
+        from ctde.algos import get
+        from ctde.run.describe import algorithm_settings, run_settings, table
+
+        get(args.name)  # an unknown name: one line naming the valid ones
+        print(f"{args.name}: {ALGORITHMS[args.name][1]}")
+        print("settings (--NAME VALUE, or config: in a YAML file):")
+        print(table(algorithm_settings(args.name)))
+        print("run settings (any algorithm):")
+        print(table(run_settings()))
+        return 0
     for name, (_, description) in sorted(ALGORITHMS.items()):
         print(f"{name:<10} {description}")
     return 0
@@ -283,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an algorithm on an environment",
                        description="Any algorithm setting is an option: --FIELD VALUE "
-                       "(see `ctde algos`); environment parameters: --env.NAME VALUE.")
+                       "(`ctde algos ALGO` lists them with defaults and meanings); environment "
+                       "parameters: --env.NAME VALUE (`ctde envs ENV` lists them).")
     p.add_argument("algo", nargs="?")
     p.add_argument("env", nargs="?")
     p.add_argument("--steps", type=_number, help="environment steps per seed")
@@ -292,8 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/ALGO_ENV_TIME)")
     p.add_argument("--config", help="YAML file of settings (e.g. configs/mappo_simple_spread.yaml)")
     p.add_argument("--log-every", dest="log_every", type=_number, help="env steps between logs")
-    p.add_argument("--eval-episodes", dest="eval_episodes", type=_number)
-    p.add_argument("--resume", metavar="RUN", help="carry on a killed run from its checkpoint")
+    p.add_argument("--eval-episodes", dest="eval_episodes", type=_number,
+                   help="deterministic evaluation episodes per seed and logging point (default 32)")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=float, metavar="SECONDS",
+                   help="seconds between checkpoints (default 60; 0: every logging point); the "
+                   "first and last points and an interrupted run are always saved")
+    p.add_argument("--keep-checkpoints", dest="keep_checkpoints", type=_number, metavar="K",
+                   help="how many of the newest checkpoints to keep (default 3)")
+    p.add_argument("--resume", metavar="RUN", help="carry on a stopped run from its checkpoint")
+    p.add_argument("--checkpoint", metavar="STEPS",
+                   help="with --resume: the checkpoint to carry on from (env steps; default the newest)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
     parser.train_options = set(p._option_string_actions)  # the rest are settings
@@ -302,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--episodes", type=_number, default=100)
     p.add_argument("--seed", type=_number, default=0)
+    p.add_argument("--checkpoint", metavar="STEPS_OR_FILE",
+                   help="env steps of one of the run's checkpoints, or a file (default the newest)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("render", help="render a saved run (or an env with random actions)")
@@ -311,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-index", dest="seed_index", type=_number, default=0)
     p.add_argument("--seed", type=_number, default=0)
     p.add_argument("--fps", type=_number, default=10)
+    p.add_argument("--checkpoint", metavar="STEPS_OR_FILE",
+                   help="env steps of one of the run's checkpoints, or a file (default the newest)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plot", help="learning curves of one or more runs (mean and range over seeds)")
@@ -321,9 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="comma-separated legend names, one per run")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("envs", help="list environments")
+    p = sub.add_parser("envs", help="list environments, or one env's parameters")
+    p.add_argument("name", nargs="?", help="an env: print every parameter with its default")
     p.set_defaults(func=cmd_envs)
-    p = sub.add_parser("algos", help="list algorithms")
+    p = sub.add_parser("algos", help="list algorithms, or one algorithm's settings")
+    p.add_argument("name", nargs="?", help="an algorithm: print every setting, its default, "
+                   "type and meaning")
     p.set_defaults(func=cmd_algos)
 
     p = sub.add_parser("demo", help="a short MAPPO run on simple_spread with a GIF")

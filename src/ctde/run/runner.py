@@ -4,18 +4,26 @@
 A run is split into segments of K updates; one segment is a single jitted call
 (``lax.scan`` over K updates, ``vmap`` over seeds, seeds spread over the host's
 devices). Between segments the runner logs ``metrics.csv`` and TensorBoard events,
-evaluates the deterministic policy, and writes an atomic checkpoint (after the first
-segment, then at most every ``checkpoint_every`` seconds, and after the last), so a
-killed run resumes from its last checkpoint with ``resume``, redoing what came after.
+evaluates the deterministic policy, checks that every loss and parameter is finite,
+and writes an atomic checkpoint (after the first segment, then at most every
+``checkpoint_every`` seconds, after the last, and on SIGINT/SIGTERM once the segment in
+flight is done), so a stopped run resumes from its last checkpoint with ``resume``,
+redoing what came after. The run folder is locked (``flock``) for the life of a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import io
 import math
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -39,22 +47,28 @@ class Plan:
     updates_per_segment: int
     segments: int
     steps_per_update: int
-
-    @property
-    def total_updates(self) -> int:
-        return self.updates_per_segment * self.segments
+    total_updates: int  # the budget rounded up to one whole update; the last segment may be short
 
     @property
     def steps_per_segment(self) -> int:
         return self.updates_per_segment * self.steps_per_update
 
+    @property
+    def total_steps(self) -> int:
+        return self.total_updates * self.steps_per_update
+
+    def updates_in(self, segment: int) -> int:
+        """Updates in segment ``segment`` (0-based)."""
+        return min(self.updates_per_segment, self.total_updates - segment * self.updates_per_segment)
+
 
 def make_plan(spec: RunSpec, steps_per_update: int) -> Plan:
-    """Segments of whole updates; the budget is rounded up to whole segments."""
+    """Segments of whole updates: the budget is rounded up to one whole update (it is
+    overshot by less than ``steps_per_update``); the last segment takes what is left."""
     updates = max(1, math.ceil(spec.steps / steps_per_update))
     log_every = spec.log_every or spec.steps / 50
     per_segment = int(min(updates, max(1, round(log_every / steps_per_update))))
-    return Plan(per_segment, math.ceil(updates / per_segment), steps_per_update)
+    return Plan(per_segment, math.ceil(updates / per_segment), steps_per_update, updates)
 
 
 def build(spec: RunSpec, batch_axis: str | None = None):
@@ -101,8 +115,9 @@ def batch_axis_of(sharding) -> str | None:
     return "batch" if sharding is not None and sharding.mesh.shape["batch"] > 1 else None
 
 
-def make_segment(trainer, plan: Plan, sharding=None) -> Callable:
-    """One jitted call: K updates of every seed. Returns (state, metrics [seeds, K, ...]).
+def make_segment(trainer, plan: Plan, sharding=None, updates: int | None = None) -> Callable:
+    """One jitted call: K updates of every seed (K = ``updates``, default the plan's).
+    Returns (state, metrics [seeds, K, ...]).
     With a ``sharding`` every input and output leaf is split along its seed axis (each
     device runs its own seeds), so the state comes back laid out exactly as the next call
     expects it.
@@ -112,8 +127,10 @@ def make_segment(trainer, plan: Plan, sharding=None) -> Callable:
     ``vmap`` (MAPPO on simple_spread, 4 seeds: 1.4x), and a seed's numbers do not depend
     on how many seeds share the device. Accelerators ``vmap`` the seeds."""
 
+    length = updates or plan.updates_per_segment
+
     def one_seed(state):
-        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, plan.updates_per_segment)
+        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length)
 
     if jax.default_backend() != "cpu":
         all_seeds = jax.vmap(one_seed)
@@ -223,14 +240,93 @@ def initial_state(trainer, spec: RunSpec):
     return jax.vmap(trainer.init)(seed_keys(spec))
 
 
-def load_learner(run_dir: str):
-    """(spec, trainer, plan, learner state [seeds], counters) of a saved run."""
+def load_learner(run_dir: str, which: str | None = None):
+    """(spec, trainer, plan, learner state [seeds], counters) of a saved run, from its
+    newest checkpoint or the one ``which`` names (env steps or a file)."""
     spec = read_spec(run_dir)
     trainer, plan = build(spec)
     target = jax.eval_shape(lambda: initial_state(trainer, spec))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), target)
-    state, counters = checkpoint.load(os.path.join(run_dir, "checkpoints"), target)
+    state, counters = checkpoint.load(os.path.join(run_dir, "checkpoints"), target, which)
     return spec, trainer, plan, state, counters
+
+
+class Diverged(RuntimeError):
+    """A loss or parameter became NaN or infinite; nothing of the bad state was saved."""
+
+
+@contextlib.contextmanager
+def run_lock(out: str):
+    """Hold an exclusive OS lock on the run folder (``flock`` on the folder itself): the
+    kernel drops it when the process ends, however it ends, so no lock goes stale."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ValueError(f"{out} is in use by another ctde run (one run per folder at a time): "
+                         "wait for it to end or pick another --out") from None
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM ask the loop to stop after the segment in flight (then it saves a
+    checkpoint); a second signal stops at once, as an ordinary Ctrl-C does."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print("\nstopping after the segment in flight (interrupt again to stop at once)",
+              file=sys.stderr, flush=True)
+
+
+def _finite_check(params):
+    """Jitted: per leaf of ``params`` [seeds, ...], whether each seed's values are all finite."""
+    return jax.jit(lambda p: jax.tree.map(lambda x: jnp.isfinite(x).reshape(x.shape[0], -1).all(1), p))
+
+
+def _first_non_finite(losses: dict, finite_params, seeds: list[int]) -> str | None:
+    """'seed S: QUANTITY is VALUE' for the first non-finite loss or parameter, else None."""
+    for i, seed in enumerate(seeds):
+        for name in sorted(losses):
+            value = float(np.asarray(losses[name])[i])
+            if not np.isfinite(value):
+                return f"seed {seed}: loss {name} is {value}"
+        for path, ok in jax.tree_util.tree_flatten_with_path(finite_params)[0]:
+            if not bool(np.asarray(ok)[i]):
+                name = jax.tree_util.keystr(path, simple=True, separator="/")
+                return f"seed {seed}: parameter {name} has a non-finite value"
+    return None
+
+
+def _fresh_folder(out: str) -> None:
+    """What a run that never saved a checkpoint left (its metrics, its events) is removed:
+    a new run in the folder starts clean."""
+    for name in ("metrics.csv", "curve.png"):
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            os.unlink(path)
+    shutil.rmtree(os.path.join(out, "tb"), ignore_errors=True)
 
 
 def train(
@@ -240,68 +336,113 @@ def train(
     progress: bool = True,
     stop_after_segments: int | None = None,
     log: Callable[[str], None] = print,
+    which: str | None = None,
 ) -> dict:
-    """Train ``spec`` into run folder ``out`` (or carry on the run there if ``resume``).
+    """Train ``spec`` into run folder ``out`` (or carry on the run there if ``resume``,
+    from its newest checkpoint or the one ``which`` names; newer ones are dropped).
 
-    Returns a summary: final per-seed metrics and timings. ``stop_after_segments`` ends
-    the call early (as if killed) after that many segments of this call.
+    Returns a summary: final per-seed metrics, timings and whether the run finished or
+    was stopped by a signal (``interrupted``: its number). ``stop_after_segments`` ends
+    the call early (as if killed) after that many segments of this call. Raises
+    ``Diverged`` on a non-finite loss or parameter, ValueError on invalid input or a
+    folder another run holds.
     """
     sharding = seed_sharding(spec.seeds, spec.algo in algos.SPLITS_BATCHES)
     # every error surfaces here, before anything is written
     trainer, plan = build(spec, batch_axis_of(sharding))
+    if not resume:
+        os.makedirs(out, exist_ok=True)
+    with run_lock(out), _StopSignal() as stop:
+        return _train_locked(spec, out, resume, progress, stop_after_segments, log, which,
+                             sharding, trainer, plan, stop)
+
+
+def _train_locked(spec, out, resume, progress, stop_after_segments, log, which, sharding,
+                  trainer, plan, stop) -> dict:
     ckpt_dir = os.path.join(out, "checkpoints")
     metrics = MetricsLog(os.path.join(out, "metrics.csv"))
     if resume:
-        _, _, _, state, counters = load_learner(out)
+        _, _, _, state, counters = load_learner(out, which)
+        for steps, path in checkpoint.paths(ckpt_dir):
+            if steps > counters["env_steps"]:  # a resume from an older checkpoint: the
+                os.unlink(path)                # later ones belong to the abandoned branch
         metrics.load(counters["env_steps"])
+        saved = counters["env_steps"]
     else:
-        if os.path.exists(os.path.join(ckpt_dir, checkpoint.CHECKPOINT)):
+        if checkpoint.latest(ckpt_dir):
             raise ValueError(f"{out} already holds a run: resume it with --resume or pick another --out")
-        os.makedirs(out, exist_ok=True)
+        _fresh_folder(out)
         write_config(out, spec, trainer)
         state = initial_state(trainer, spec)
         counters = {"segment": 0, "env_steps": 0, "wall_s": 0.0, "compile_s": 0.0}
+        saved = None  # env steps of the newest checkpoint
 
     if sharding is not None:
         state = jax.device_put(state, sharding)
     t0 = time.perf_counter()
     segment = make_segment(trainer, plan, sharding).lower(state).compile()
-    if counters["segment"] == 0:
-        counters["compile_s"] = time.perf_counter() - t0
+    compile_s = time.perf_counter() - t0
+    if not resume:
+        counters["compile_s"] = compile_s
+    short = plan.updates_in(plan.segments - 1)
+    last_segment = None  # compiled when reached: the last segment when it is shorter
     evaluate = make_evaluate(trainer, spec.eval_episodes) if spec.eval_episodes else None
-    writer = _tensorboard(out)
-    bar = _Progress(plan.segments * plan.steps_per_segment, counters["env_steps"], progress)
-    eval_key = jax.random.PRNGKey(spec.seed + 10_000)
+    finite = _finite_check(state.params)
+    seeds = list(range(spec.seed, spec.seed + spec.seeds))
+    writer = _tensorboard(out, metrics.rows if resume else [])
+    bar = _Progress(plan.total_steps, counters["env_steps"], progress, log)
+    eval_base = jax.random.PRNGKey(spec.seed + 10_000)
     done_here = 0
-    saved_at = None if not resume else time.perf_counter()  # a resumed run has a checkpoint
+    saved_at = None if not resume else time.perf_counter()
     try:
-        while counters["segment"] < plan.segments:
+        while counters["segment"] < plan.segments and stop.signum is None:
             if stop_after_segments is not None and done_here >= stop_after_segments:
                 break
+            updates = plan.updates_in(counters["segment"])
+            run_segment = segment
+            if updates != plan.updates_per_segment:
+                if last_segment is None:
+                    t0 = time.perf_counter()
+                    last_segment = make_segment(trainer, plan, sharding, short).lower(state).compile()
+                    compile_s += time.perf_counter() - t0
+                run_segment = last_segment
             t0 = time.perf_counter()
-            state, seg_metrics = segment(state)
+            state, seg_metrics = run_segment(state)
             jax.block_until_ready(state)
             elapsed = time.perf_counter() - t0
+            steps = updates * plan.steps_per_update
             counters["segment"] += 1
-            counters["env_steps"] += plan.steps_per_segment
+            counters["env_steps"] += steps
             counters["wall_s"] += elapsed
             done_here += 1
+            losses = {k: np.asarray(v).mean(axis=1) for k, v in seg_metrics["losses"].items()}
+            bad = _first_non_finite(losses, jax.device_get(finite(state.params)), seeds)
+            if bad is not None:  # the bad state is neither logged nor saved
+                kept = (f"the last good checkpoint, after {saved:,} env steps, is kept" if saved
+                        is not None else "no checkpoint was written")
+                raise Diverged(f"training diverged at env step {counters['env_steps']:,}, {bad}; {kept}")
             row = summarise(seg_metrics["episode_sums"])
-            row.update({k: np.asarray(v).mean(axis=1) for k, v in seg_metrics["losses"].items()})
+            row.update(losses)
             if evaluate is not None:
-                eval_key, k = jax.random.split(eval_key)
+                # the key of a point depends on the point only: a resumed run evaluates alike
+                k = jax.random.fold_in(eval_base, counters["segment"])
                 sums = evaluate(state.params, jax.random.split(k, spec.seeds))
                 row.update(summarise(jax.device_get(sums), prefix="eval_"))
-            rows = _rows(spec, counters, elapsed / plan.steps_per_segment, row)
+            rows = _rows(spec, counters, elapsed / steps, row)
             metrics.append(rows)
             # A large state (a replay buffer) takes seconds to write: save it at most every
             # checkpoint_every seconds, and always the first and the last point.
             finished = counters["segment"] >= plan.segments
-            if saved_at is None or finished or time.perf_counter() - saved_at >= spec.checkpoint_every:
-                checkpoint.save(ckpt_dir, state, counters)
-                saved_at = time.perf_counter()
+            if (saved_at is None or finished or stop.signum is not None
+                    or time.perf_counter() - saved_at >= spec.checkpoint_every):
+                checkpoint.save(ckpt_dir, state, counters, spec.keep_checkpoints)
+                saved, saved_at = counters["env_steps"], time.perf_counter()
             _log_tensorboard(writer, rows, counters["env_steps"])
-            bar.advance(plan.steps_per_segment, rows)
+            bar.advance(steps, rows)
+        if stop.signum is not None and done_here and saved != counters["env_steps"]:
+            # the signal came after this point's save decision: save what was done
+            checkpoint.save(ckpt_dir, state, counters, spec.keep_checkpoints)
+            saved = counters["env_steps"]
     finally:
         bar.close()
         if writer is not None:
@@ -309,9 +450,12 @@ def train(
     last = metrics.rows[-spec.seeds:] if metrics.rows else []
     return {
         "finished": counters["segment"] >= plan.segments,
+        "interrupted": stop.signum,
+        "checkpoint": saved,  # env steps of the newest checkpoint, None if there is none
         "env_steps": counters["env_steps"],
+        "planned_steps": plan.total_steps,
         "wall_s": counters["wall_s"],
-        "compile_s": counters["compile_s"],
+        "compile_s": compile_s,
         "devices": 1 if sharding is None else sharding.mesh.size,
         "devices_per_seed": 1 if sharding is None else sharding.mesh.shape["batch"],
         "last_rows": last,
@@ -333,12 +477,26 @@ def _rows(spec: RunSpec, counters: dict, seconds_per_step: float, row: dict) -> 
     return rows
 
 
-def _tensorboard(out: str):
+def _tensorboard(out: str, rows: list[dict]):
+    """A TensorBoard writer for ``out/tb``. The events are a view of ``metrics.csv``: a
+    resumed run rewrites them from the rows it kept, so the points it redoes after the
+    checkpoint are not there twice."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError:  # optional at run time
         return None
-    return SummaryWriter(os.path.join(out, "tb"))
+    shutil.rmtree(os.path.join(out, "tb"), ignore_errors=True)
+    writer = SummaryWriter(os.path.join(out, "tb"))
+    by_step: dict[int, list[dict]] = {}
+    for row in rows:
+        by_step.setdefault(int(float(row["env_steps"])), []).append(row)
+    for step, at in sorted(by_step.items()):
+        _log_tensorboard(writer, at, step)
+    return writer
+
+
+def _value(v) -> float:
+    return float("nan") if v is None or v == "" else float(v)
 
 
 def _log_tensorboard(writer, rows: list[dict], step: int) -> None:
@@ -347,18 +505,24 @@ def _log_tensorboard(writer, rows: list[dict], step: int) -> None:
     for key in rows[0]:
         if key in ("seed", "env_steps"):
             continue
-        values = [float(r[key]) for r in rows if r[key] == r[key]]  # drop NaN
+        values = [_value(r.get(key)) for r in rows]
+        values = [v for v in values if v == v]  # drop NaN
         if values:
             writer.add_scalar(key, float(np.mean(values)), step)
     writer.flush()
 
 
 class _Progress:
-    """A rich progress bar: steps, steps/s and the latest mean return."""
+    """Progress of a run: on a terminal a rich bar (steps, elapsed, ETA, steps/s, return);
+    elsewhere (a log file, a cluster job) one line per logging point."""
 
-    def __init__(self, total: int, completed: int, enabled: bool):
+    def __init__(self, total: int, completed: int, enabled: bool, log: Callable[[str], None] = print):
         self.progress = None
-        if not enabled:
+        self.lines = enabled and not sys.stdout.isatty()
+        self.total, self.completed, self.start_steps = total, completed, completed
+        self.log = log
+        self.t0 = time.perf_counter()
+        if not enabled or self.lines:
             return
         from rich.progress import (
             BarColumn,
@@ -368,36 +532,53 @@ class _Progress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
+        # A narrow terminal shortens the info column, never the step count.
+        width = 2 * len(str(total)) + 1
         self.progress = Progress(
             TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=width)),
             TextColumn("steps"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         )
         self.task = self.progress.add_task("train", total=total, completed=completed, info="")
         self.progress.start()
 
     def advance(self, steps: int, rows: list[dict]) -> None:
-        if self.progress is None:
-            return
+        self.completed += steps
         ret = np.nanmean([r.get("return_mean", np.nan) for r in rows])
         sps = rows[0]["steps_per_s"]
-        self.progress.update(
-            self.task, advance=steps, info=f"{sps:,.0f} steps/s  return {ret:.2f}"
-        )
+        if self.lines:
+            elapsed = time.perf_counter() - self.t0
+            rate = (self.completed - self.start_steps) / max(elapsed, 1e-9)
+            eta = (self.total - self.completed) / max(rate, 1e-9)
+            self.log(f"  {self.completed:,}/{self.total:,} steps  return_mean {ret:.3f}  "
+                     f"{sps:,.0f} env-steps/s  ETA {_duration(eta)}")
+            sys.stdout.flush()
+        elif self.progress is not None:
+            self.progress.update(self.task, advance=steps, info=f"{sps:,.0f} steps/s  return {ret:.2f}")
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
 
 
-def evaluate_run(run_dir: str, episodes: int = 100, seed: int = 0) -> dict:
-    """Deterministic evaluation of a saved run: per-seed averages over ``episodes``."""
-    spec, trainer, _, state, counters = load_learner(run_dir)
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def evaluate_run(run_dir: str, episodes: int = 100, seed: int = 0, which: str | None = None) -> dict:
+    """Deterministic evaluation of a saved run (its newest checkpoint, or ``which``):
+    per-seed averages over ``episodes``."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    spec, trainer, _, state, counters = load_learner(run_dir, which)
     evaluate = make_evaluate(trainer, episodes)
     keys = jax.random.split(jax.random.PRNGKey(seed), spec.seeds)
     result = summarise(jax.device_get(evaluate(state.params, keys)))
@@ -407,10 +588,11 @@ def evaluate_run(run_dir: str, episodes: int = 100, seed: int = 0) -> dict:
 
 
 def rollout_states(run_dir: str, seed_index: int = 0, episodes: int = 1, key_seed: int = 0,
-                   deterministic: bool = True):
+                   deterministic: bool = True, which: str | None = None):
     """Environment states of ``episodes`` consecutive episodes played by a saved run's
-    policy (seed ``seed_index``), for rendering. Returns (env, list of states)."""
-    spec, trainer, _, state, _ = load_learner(run_dir)
+    policy (seed ``seed_index``; its newest checkpoint or ``which``), for rendering.
+    Returns (env, list of states)."""
+    spec, trainer, _, state, _ = load_learner(run_dir, which)
     if not 0 <= seed_index < spec.seeds:
         raise ValueError(f"seed index {seed_index} out of range: the run has {spec.seeds} seeds")
     params = jax.tree.map(lambda x: x[seed_index], state.params)

@@ -9,6 +9,7 @@ one-line message naming the problem.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -32,9 +33,10 @@ class RunSpec:
     eval_episodes: int = 32  # deterministic evaluation episodes per seed and point
     checkpoint_every: float = 60.0  # seconds of training between checkpoints (0: at every
     #                                 logging point); the first and last points are saved
+    keep_checkpoints: int = 3  # the newest checkpoints kept in the run folder
 
     def __post_init__(self):
-        for name in ("steps", "seeds"):
+        for name in ("steps", "seeds", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("log_every", "eval_episodes", "seed", "checkpoint_every"):
@@ -115,7 +117,12 @@ def build_config(algo: str, overrides: dict):
             f"Valid settings: {', '.join(fields)}"
         )
     values = {k: convert(v, fields[k], k) for k, v in overrides.items()}
-    return module.Config(**values)
+    made_by = algos.registry.preset(algo)
+    for k, v in made_by.items():
+        if k in values and values[k] != v:
+            raise ValueError(f"{algo} is {module.__name__.rsplit('.', 1)[-1]} with {k}={v}: "
+                             f"to set {k}={values[k]}, train {module.__name__.rsplit('.', 1)[-1]}")
+    return module.Config(**{**made_by, **values})
 
 
 def env_param_value(text):
@@ -128,13 +135,10 @@ def validate(spec: RunSpec):
     Returns (env, config). (Imports JAX: the CLI sets the host device count first.)"""
     from ctde import algos, envs
 
-    module = algos.get(spec.algo)
+    algos.get(spec.algo)  # an unknown name fails first
     env = envs.make(spec.env, **spec.env_params)
     config = build_config(spec.algo, spec.config)
-    capabilities = getattr(module, "CAPABILITIES", {})
-    kind = "discrete_actions" if env.discrete else "continuous_actions"
-    if not capabilities.get(kind, True):
-        raise ValueError(f"{spec.algo} does not support {kind.replace('_', ' ')} ({spec.env})")
+    algos.registry.check_env(spec.algo, env)
     return env, config
 
 
@@ -142,9 +146,13 @@ def spec_from_dict(data: dict) -> RunSpec:
     """A RunSpec from a YAML mapping (a config file or a run's ``config.yaml``)."""
     if not isinstance(data, dict):
         raise ValueError("a run configuration must be a YAML mapping")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(RunSpec)} - {"versions"})
+    fields = [f.name for f in dataclasses.fields(RunSpec)]
+    unknown = sorted(set(data) - set(fields) - {"versions"})
     if unknown:
-        raise ValueError(f"unknown run field {', '.join(map(repr, unknown))}")
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown run field {', '.join(map(repr, unknown))}.{hint} "
+                         f"Valid fields: {', '.join(fields)}")
     for required in ("algo", "env"):
         if required not in data:
             raise ValueError(f"run configuration is missing {required!r}")
