@@ -209,7 +209,7 @@ def _device_reason(seeds: int, devices: int, spec) -> str:
     if jax.default_backend() != "cpu" or len(jax.devices()) != devices:
         return ""  # an accelerator, or a device count the user set
     better = [k for k in (cores * (seeds // cores), cores * (seeds // cores + 1)) if k > 0]
-    return (f" (of {cores} cores: {seeds} seeds split evenly over {devices}; "
+    return (f" ({seeds} seeds do not split evenly over {cores} cores, so they ran on {devices}; "
             f"{' or '.join(map(str, better))} seeds would use every core)")
 
 
@@ -251,8 +251,10 @@ def cmd_render(args, extra) -> int:
             raise UsageError("--checkpoint needs a run folder, not an env name")
         from ctde.envs import make
         from ctde.run.random_policy import random_rollout_states
+        from ctde.run.runner import check_renderable
 
         env = make(args.target)
+        check_renderable(env)
         states = random_rollout_states(env, args.episodes, args.seed)
     frames = [env.unwrapped.render(s) for s in states]
     path = save_animation(frames, args.out, fps=args.fps)

@@ -593,10 +593,22 @@ def rollout_states(run_dir: str, seed_index: int = 0, episodes: int = 1, key_see
     policy (seed ``seed_index``; its newest checkpoint or ``which``), for rendering.
     Returns (env, list of states)."""
     spec, trainer, _, state, _ = load_learner(run_dir, which)
+    check_renderable(trainer.env)
     if not 0 <= seed_index < spec.seeds:
         raise ValueError(f"seed index {seed_index} out of range: the run has {spec.seeds} seeds")
     params = jax.tree.map(lambda x: x[seed_index], state.params)
     return trainer.env, play(trainer, params, episodes, jax.random.PRNGKey(key_seed), deterministic)
+
+
+def check_renderable(env) -> None:
+    """ValueError unless ``env`` draws frames from saved states (a PettingZoo env behind
+    the bridge lives on the host: a past state of it cannot be drawn again)."""
+    from ctde.envs.core import MultiAgentEnv
+
+    raw = env.unwrapped
+    if type(raw).render is MultiAgentEnv.render:
+        raise ValueError(f"{raw.name} cannot be rendered: it draws no frames from saved states "
+                         "(environments behind the PettingZoo bridge run on the host)")
 
 
 def play(trainer, params, episodes: int, key, deterministic: bool = True) -> list:

@@ -1,0 +1,307 @@
+"""Runs a user can trust, driven as a user drives them: ``ctde`` in a child process.
+
+Nothing lost (a diverging run, two runs in one folder, Ctrl-C and SIGTERM, resume,
+several checkpoints, file modes), no tracebacks, and settings and progress a person
+can find.
+"""
+
+import csv
+import glob
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+CTDE = [sys.executable, "-m", "ctde.cli"]
+TINY = ["--num-envs", "8", "--rollout-steps", "10"]  # identity: 80 env steps per update
+TIMING = ("wall_s", "steps_per_s")
+
+
+def ctde(*args, cwd=None, umask=None, pythonpath=None):
+    command = [*CTDE, *map(str, args)]
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    if umask is not None:  # the user's umask, set in a shell as a user would
+        command = ["bash", "-c", f"umask {umask:03o} && exec \"$@\"", "ctde", *command]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def rows(out):
+    with open(os.path.join(out, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_timing(table):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in table]
+
+
+def checkpoints(out):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "checkpoints", "*")))
+
+
+def one_line(done):
+    """The last stderr line, after checking the command printed no traceback."""
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+def tensorboard_points(out):
+    """(tag, step) of every scalar in the run's event files (TFRecord of Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    points = []
+    for path in glob.glob(os.path.join(out, "tb", "*")):
+        with open(path, "rb") as f:
+            data = f.read()
+        at = 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            points += [(v.tag, event.step) for v in event.summary.value]
+    return points
+
+
+FIXTURES = os.path.dirname(os.path.abspath(__file__))  # run_fixtures.py: a PettingZoo env
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+    # Rewards turn NaN after each env's 60th step: inside the second point of 400 steps
+    # (8 envs x 50 steps), so the first point is good and saved, the second is not.
+    pytest.importorskip("pettingzoo")
+    out = str(tmp_path / "nan")
+    done = ctde("train", "mappo", "pettingzoo:run_fixtures", "--env.nan_after", 60, "--steps", 4000,
+                "--log-every", 400, *TINY, "--eval-episodes", 0, "--checkpoint-every", 0,
+                "--no-progress", "--out", out, pythonpath=FIXTURES)
+    assert done.returncode == 3, done.stderr
+    line = one_line(done)
+    assert line.startswith("ctde: error: training diverged at env step 800, seed 0: "), line
+    assert "loss " in line and " is nan" in line, line
+    assert "the last good checkpoint, after 400 env steps, is kept" in line, line
+    assert checkpoints(out) == ["step-000000000400.msgpack"]
+    assert [int(r["env_steps"]) for r in rows(out)] == [400]  # the bad point is not logged
+    from ctde.run import runner
+
+    _, _, _, state, counters = runner.load_learner(out)
+    assert counters["env_steps"] == 400
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+    # a run through the PettingZoo bridge cannot be rendered from saved states: one line
+    done = ctde("render", out, "--out", tmp_path / "x.gif", pythonpath=FIXTURES)
+    assert done.returncode == 2 and "cannot be rendered" in one_line(done), done.stderr
+
+
+def wait_for(process, prefix):
+    """Read the child's stdout until a line starting with ``prefix``; the lines read."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            return seen
+    raise AssertionError(f"no line {prefix!r} in: {''.join(seen)}")
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
+    out = str(tmp_path / "busy")
+    train = [*CTDE, "train", "mappo", "identity", "--steps", "8000", "--log-every", "80", *TINY,
+             "--eval-episodes", "0", "--out", out]
+    first = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(first, "  80/")  # the first point is logged and saved
+        first.send_signal(signal.SIGSTOP)  # holds the folder, however long the next takes
+        config = open(os.path.join(out, "config.yaml"), "rb").read()
+        for args in (["train", "mappo", "identity", "--steps", "400", "--out", out],
+                     ["train", "--resume", out]):
+            second = ctde(*args, "--no-progress")
+            assert second.returncode == 2, second.stdout + second.stderr
+            assert "is in use by another ctde run" in one_line(second)
+        assert open(os.path.join(out, "config.yaml"), "rb").read() == config
+    finally:
+        first.kill()  # SIGKILL: no handler runs, the kernel drops the lock
+        first.wait()
+    resumed = ctde("train", "--resume", out, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert int(rows(out)[-1]["env_steps"]) == 8000
+
+
+SPREAD = ["train", "mappo", "simple_spread", "--steps", "4000", "--log-every", "20",
+          "--num-envs", "4", "--rollout-steps", "5", "--num-minibatches", "1",
+          "--eval-episodes", "2", "--checkpoint-every", "3600"]  # 200 points, saved first and last
+
+
+def interrupted(out, after_line, sig=signal.SIGINT):
+    """Start the spread run, send ``sig`` once ``after_line`` is read; (code, stderr)."""
+    child = subprocess.Popen([*CTDE, *SPREAD, "--out", out], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    wait_for(child, after_line)
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=600)
+    return child.returncode, err
+
+
+def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tmp_path):
+    # Ctrl-C while compiling: nothing to resume, said so, and the same command starts afresh.
+    whole = str(tmp_path / "whole")
+    code, err = interrupted(whole, "training mappo")
+    assert code == 130, err
+    assert "nothing to resume" in err and "--resume" not in err, err
+    assert checkpoints(whole) == []
+    done = ctde(*SPREAD, "--out", whole, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    reference = without_timing(rows(whole))
+    assert len(reference) == 200
+
+    for name, line, sig in (("int", "  60/", signal.SIGINT), ("term", "  1,000/", signal.SIGTERM)):
+        out = str(tmp_path / name)
+        code, err = interrupted(out, line, sig)
+        assert code == 128 + sig, err
+        hint = err.strip().splitlines()[-1]
+        assert "carry on from env step " in hint and f"ctde train --resume {out}" in hint, err
+        at = int(hint.split("env step ")[1].split(" ")[0].replace(",", ""))
+        # the checkpoint holds everything metrics.csv shows: nothing is redone or lost
+        assert checkpoints(out)[-1] == f"step-{at:012d}.msgpack"
+        assert int(rows(out)[-1]["env_steps"]) == at < 4000
+        resumed = ctde("train", "--resume", out, "--no-progress")
+        assert resumed.returncode == 0, resumed.stderr
+        # every column, the evaluation's included, as if never interrupted
+        assert without_timing(rows(out)) == reference
+        points = tensorboard_points(out)
+        assert len(points) == len(set(points))  # no point twice after the resume
+        assert sorted({s for t, s in points if t == "return_mean"}) == \
+            sorted({int(r["env_steps"]) for r in reference})
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+    """A run trained under umask 022 keeping two checkpoints of its three points."""
+    out = str(tmp_path_factory.mktemp("kept") / "run")
+    done = ctde("train", "mappo", "identity", "--steps", 1000, "--log-every", 400, *TINY,
+                "--eval-episodes", 2, "--keep-checkpoints", 2, "--checkpoint-every", 0,
+                "--no-progress", "--out", out, umask=0o022)
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+def test_the_budget_is_overshot_by_less_than_one_update_and_the_count_is_said(kept):
+    out, stdout = kept
+    # 1000 steps of 80-step updates: 13 updates (1040 steps) in points of 5, 5 and 3
+    assert "1,040 env steps per seed (13 updates of 80, logged every 400)" in stdout, stdout
+    assert [int(r["env_steps"]) for r in rows(out)] == [400, 800, 1040]
+    assert "done: 1,040 env steps" in stdout and " s from start" in stdout, stdout
+
+
+def test_the_last_checkpoints_are_kept_and_eval_and_render_take_one(kept, tmp_path):
+    out, _ = kept
+    assert checkpoints(out) == ["step-000000000800.msgpack", "step-000000001040.msgpack"]
+    done = ctde("eval", out, "--episodes", 2, "--checkpoint", 800)
+    assert done.returncode == 0, done.stderr
+    assert "after 800 env steps" in done.stdout
+    gif = str(tmp_path / "older.gif")
+    done = ctde("render", out, "--checkpoint", 800, "--out", gif)
+    assert done.returncode == 0 and os.path.getsize(gif) > 0, done.stderr
+    done = ctde("eval", out, "--checkpoint", 400)
+    assert done.returncode == 2
+    assert "no checkpoint after 400 env steps" in one_line(done) and "800, 1040" in one_line(done)
+
+
+def test_run_files_get_the_users_umask(kept, tmp_path):
+    out, _ = kept
+    curve = os.path.join(out, "curve.png")
+    assert ctde("plot", out, "--out", curve, umask=0o022).returncode == 0
+    paths = [os.path.join(out, n) for n in ("metrics.csv", "config.yaml", "curve.png")]
+    paths += glob.glob(os.path.join(out, "checkpoints", "*"))
+    for path in paths:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+
+
+def test_non_positive_counts_are_refused(kept):
+    out, _ = kept
+    for args in (["eval", out, "--episodes", 0], ["render", out, "--out", "x.gif", "--episodes", 0],
+                 ["render", out, "--out", "x.gif", "--fps", 0]):
+        done = ctde(*args)
+        assert done.returncode == 2, done.stdout
+        assert "must be positive, got 0" in one_line(done)
+        assert "nan" not in done.stdout
+
+
+def test_resume_takes_no_settings(kept):
+    out, _ = kept
+    done = ctde("train", "--resume", out, "--steps", "2e5")
+    assert done.returncode == 2
+    assert "--resume carries on the run as it was saved and takes no settings (--steps)" in one_line(done)
+
+
+def test_settings_and_env_parameters_are_listed_with_defaults_and_meanings(tmp_path):
+    done = ctde("algos", "mappo")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    clip = next(line for line in lines if line.startswith("--clip-eps "))
+    assert clip.split()[:3] == ["--clip-eps", "float", "0.2"] and "policy ratio clip" in clip
+    assert any(line.startswith("--checkpoint-every ") and "logging point" in line for line in lines)
+    done = ctde("envs", "simple_spread")
+    assert done.returncode == 0, done.stderr
+    assert any(line.split()[:3] == ["--env.N", "int", "3"] for line in done.stdout.splitlines())
+    help_text = ctde("train", "--help").stdout
+    assert "--checkpoint-every" in help_text and "--keep-checkpoints" in help_text
+    config = tmp_path / "typo.yaml"
+    config.write_text("algo: mappo\nenv: identity\nstep: 100\n")
+    done = ctde("train", "--config", config, "--out", tmp_path / "never")
+    assert done.returncode == 2
+    assert "unknown run field 'step'. Did you mean 'steps'?" in one_line(done)
+    done = ctde("algos", "mapo")
+    assert done.returncode == 2 and "Did you mean 'mappo'?" in one_line(done)
+
+
+def test_progress_is_a_line_per_point_off_a_terminal_and_a_whole_bar_on_one(tmp_path):
+    done = ctde("train", "mappo", "identity", "--steps", 1200, "--log-every", 400, *TINY,
+                "--eval-episodes", 0, "--out", tmp_path / "log")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if " env-steps/s  ETA " in line]
+    assert [line.split()[0] for line in lines] == ["400/1,200", "800/1,200", "1,200/1,200"]
+    assert "return_mean " in lines[0]
+
+    import pty
+
+    parent, child = pty.openpty()
+    import fcntl
+    import termios
+
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([*CTDE, "train", "mappo", "identity", "--steps", 120_000,
+                             "--log-every", 40_000, *TINY, "--eval-episodes", 0,
+                             "--out", str(tmp_path / "tty")],
+                            stdin=child, stdout=child, stderr=child, close_fds=True)
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(parent, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(timeout=600)
+    os.close(parent)
+    text = output.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "120000/120000" in text, text  # the final bar keeps the whole count on 80 columns
+
+
+def test_competitive_env_with_a_shared_policy_says_so_and_reports_each_team(tmp_path):
+    done = ctde("train", "mappo", "simple_tag", "--steps", 100, "--seeds", 3,
+                "--num-envs", 2, "--rollout-steps", 25, "--num-minibatches", 1,
+                "--eval-episodes", 2, "--no-progress", "--out", tmp_path / "tag")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "one shared policy" in notes[0] and "self-play" in notes[0]
+    summary = next(line for line in done.stdout.splitlines() if line.startswith("done: "))
+    assert "return_mean " in summary and "(adversary " in summary and ", good " in summary, summary
+    if (os.cpu_count() or 1) == 2:
+        assert "3 seeds do not split evenly over 2 cores, so they ran on 1; 2 or 4 seeds" in summary
