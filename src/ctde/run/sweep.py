@@ -401,7 +401,7 @@ class RayBackend:
             ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
             self.started_here = True
-        self.task = ray.remote(_ray_trial)
+        self.task = ray.remote(max_calls=1)(_ray_trial)  # a fresh worker per trial
         self.running: dict = {}  # object ref -> trial
 
     def describe(self) -> str:
@@ -418,7 +418,7 @@ class RayBackend:
         devices = trial_devices(trial, self.cpus)
         env_vars = jax_env(devices, 0 < self.gpus < 1)
         ref = self.task.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0,
-                                max_calls=1, runtime_env={"env_vars": env_vars}).remote(out)
+                                runtime_env={"env_vars": env_vars}).remote(out)
         self.running[ref] = trial
 
     def wait(self, timeout: float) -> list[tuple[Trial, str | None]]:
