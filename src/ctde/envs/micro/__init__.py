@@ -2,7 +2,9 @@
 
 ``make("3m")`` and the other built-in scenario names, or ``make("micro",
 scenario="path/to/scenario.yaml")`` for a scenario of your own; every ``MicroConfig``
-option is a keyword parameter of each factory (``make("3m", full_observability=True)``).
+option is a keyword parameter of each factory (``make("3m", full_observability=True)``),
+``setting`` among them: ``make("3m", setting="coma")`` is the COMA paper's Brood War
+setting (``ctde.envs.micro.settings``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ctde.envs.micro.scenarios import (
     load_scenario,
     scenario_from_dict,
 )
-from ctde.envs.micro.units import UNITS, UnitType, unit_type
+from ctde.envs.micro.settings import SETTINGS, Setting, get_setting
+from ctde.envs.micro.units import BW_UNITS, UNITS, UnitType, unit_type
 
 _OPTIONS = [
     inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
@@ -49,15 +52,19 @@ make_micro.__signature__ = inspect.Signature(
 SCENARIOS: dict = {"micro": make_micro, **{name: _factory(name) for name in SCENARIO_DATA}}
 
 __all__ = [
+    "BW_UNITS",
     "SCENARIOS",
     "SCENARIO_DATA",
+    "SETTINGS",
     "UNITS",
     "MicroConfig",
     "MicroEnv",
     "MicroState",
     "Scenario",
+    "Setting",
     "UnitType",
     "get_scenario",
+    "get_setting",
     "heuristic_actions",
     "load_scenario",
     "make_micro",

@@ -35,7 +35,8 @@ from flax import struct
 
 from ctde.envs.core import Discrete, MultiAgentEnv
 from ctde.envs.micro.scenarios import Scenario, get_scenario
-from ctde.envs.micro.units import ATTRIBUTES, LOOPS_PER_SECOND, UNITS, unit_type
+from ctde.envs.micro.settings import get_setting
+from ctde.envs.micro.units import ATTRIBUTES, UnitType, unit_type
 
 # Action layout (SMAC): 0 no-op (dead only), 1 stop, 2-5 move N/S/E/W, 6+k attack enemy k
 # (a medivac: heal ally k).
@@ -50,18 +51,25 @@ Variant = Literal["EP", "CL", "AS", "FP"]
 class MicroConfig:
     """Options of a micro environment (SMAC's names and defaults where SMAC has them).
 
+    Options whose default is ``None`` take the value of the chosen ``setting``
+    (``ctde.envs.micro.settings``; SMAC's value in brackets).
+
     Attributes:
+        setting: the rule set: "smac" (default) or "coma" (the COMA paper's Brood War
+            setting, for 3m, 5m, 5w and 2d_3z): unit table, clock, field of view,
+            observation and state features, attack-order rules and reward.
         full_observability: agents see every living unit, not only those in sight range
             (COMA's second setting); features keep their sight-range scaling.
         reward_sparse: +1 on a win, -1 on a loss, 0 otherwise.
-        reward_only_positive: SMAC's default: reward = |damage dealt + kill bonuses|; if
-            False, damage and deaths suffered are subtracted (times reward_negative_scale).
+        reward_only_positive: reward = |damage dealt + kill bonuses| [True]; if False,
+            damage (and, in smac, deaths) suffered are subtracted (times
+            reward_negative_scale).
         reward_death_value, reward_win, reward_defeat, reward_negative_scale: as SMAC.
         reward_scale: divide the shaped reward by ``max_reward / reward_scale_rate`` so the
             best possible return (all enemy health and shields, kills, win) is
-            ``reward_scale_rate`` (20).
+            ``reward_scale_rate`` (20) [True; coma: False, the paper's raw reward].
         obs_last_action: add each visible ally's last action to observations.
-        state_last_action: add all agents' last actions to the global state.
+        state_last_action: add all agents' last actions to the global state [True].
         state_timestep: add the fraction of the episode elapsed to the global state.
         enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy in range,
             like SC2's attack-move), "focus" (attack the lowest health+shield in weapon
@@ -72,39 +80,43 @@ class MicroConfig:
             (if still available) instead of re-deciding (reaction delay).
         random_delay: add the game's small random delay to each attack's cooldown (SC2:
             -0.0625 to +0.125 game seconds); without it mirror fights run in lock-step.
-        step_mul: game loops per env step (22.4 loops per second).
+        step_mul: game frames per env step [8 SC2 loops at 22.4 per second; coma: 7
+            Brood War frames at 23.81 per second].
         substeps: simulation sub-steps per env step.
         move_amount: a move order targets a point this far away (cells).
-        sight_range: observation radius (SMAC: 9 for every unit).
+        sight_range: observation radius [9 for every unit, centre to centre; coma: the
+            longest weapon range of the allies' ranged units, edge to edge].
         shoot_range: attack/heal orders are available for targets this close (SMAC: 6);
             a unit ordered to attack walks until the target is in its weapon range.
         episode_limit: overrides the scenario's limit (steps) when set.
     """
 
+    setting: str = "smac"
     full_observability: bool = False
     reward_sparse: bool = False
-    reward_only_positive: bool = True
+    reward_only_positive: bool | None = None
     reward_death_value: float = 10.0
     reward_win: float = 200.0
     reward_defeat: float = 0.0
     reward_negative_scale: float = 0.5
-    reward_scale: bool = True
+    reward_scale: bool | None = None
     reward_scale_rate: float = 20.0
     obs_last_action: bool = False
-    state_last_action: bool = True
+    state_last_action: bool | None = None
     state_timestep: bool = False
     enemy_policy: str = "nearest"
     enemy_noise: float = 0.0
     enemy_reaction: float = 0.0
     random_delay: bool = True
-    step_mul: int = 8
+    step_mul: int | None = None
     substeps: int = 8
     move_amount: float = 2.0
-    sight_range: float = 9.0
+    sight_range: float | None = None
     shoot_range: float = 6.0
     episode_limit: int | None = None
 
     def __post_init__(self):
+        get_setting(self.setting)  # raises on an unknown name
         if self.enemy_policy not in ("nearest", "focus", "stop"):
             raise ValueError(
                 f"enemy_policy must be 'nearest', 'focus' or 'stop', got {self.enemy_policy!r}"
@@ -115,7 +127,9 @@ class MicroConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
         for name in ("step_mul", "substeps"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if name == "step_mul" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.episode_limit is not None and (
             not isinstance(self.episode_limit, int) or self.episode_limit < 1
@@ -124,7 +138,7 @@ class MicroConfig:
                 f"episode_limit must be a positive integer, got {self.episode_limit!r}"
             )
         for name in ("move_amount", "sight_range", "shoot_range", "reward_scale_rate"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
 
@@ -198,8 +212,9 @@ class UnitParams:
     type_onehot: np.ndarray  # [U, type_bits]
 
 
-def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitParams:
-    rows = [unit_type(t) for t in types]
+def _unit_params(rows: list[UnitType], n_allies: int, action_targets: int,
+                 table: dict[str, UnitType]) -> UnitParams:
+    types = [r.name for r in rows]
     u = len(rows)
     team = np.array([0] * n_allies + [1] * (u - n_allies), np.int32)
     col = lambda name, dtype=np.float32: np.array([getattr(r, name) for r in rows], dtype)  # noqa: E731
@@ -222,7 +237,12 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
     per_hit = col("damage")[:, None] + bonus_hit
     hits = col("hits")[:, None]
     raw = np.where(can_attack, hits * per_hit, 0.0).astype(np.float32)
-    after_armour = np.maximum(per_hit - col("armour")[None, :], 0.5)
+    # Brood War's size rule scales what passes armour (1.0 for SC2 units: no change).
+    scale = np.array([
+        [r.scale if r.scale_vs and attrs[t, ATTRIBUTES.index(r.scale_vs)] else 1.0
+         for t in range(u)] for r in rows
+    ], np.float32)
+    after_armour = np.maximum((per_hit - col("armour")[None, :]) * scale, 0.5)
     armoured = np.where(can_attack, hits * after_armour, 0.0).astype(np.float32)
 
     # Action 6+k of a unit names unit k of the other side (own side for a medivac).
@@ -236,7 +256,7 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
     target_select = target_ok[:, :, None] & (target_index[:, :, None] == np.arange(u))
 
     # SMAC's unit-type one-hot, only where a team mixes types (else the side implies it).
-    names = [n for n in UNITS if n in set(types)]  # canonical order of the unit table
+    names = [n for n in table if n in set(types)]  # canonical order of the unit table
     mixed = len(set(types[:n_allies])) > 1 or len(set(types[n_allies:])) > 1
     type_bits = len(names) if mixed else 0
     type_onehot = np.zeros((u, type_bits), np.float32)
@@ -261,9 +281,8 @@ def _unit_params(types: list[str], n_allies: int, action_targets: int) -> UnitPa
     )
 
 
-def _formation(types: list[str], center, facing: float, jitter_room: float) -> np.ndarray:
+def _formation(rows: list[UnitType], center, facing: float, jitter_room: float) -> np.ndarray:
     """Start positions of one team: columns of up to 5 units, facing the other team."""
-    rows = [unit_type(t) for t in types]
     n = len(rows)
     spacing = 2 * max(r.radius for r in rows) + 0.4 + jitter_room
     n_cols = -(-n // 5)
@@ -355,33 +374,46 @@ class MicroEnv(MultiAgentEnv):
     def __init__(self, scenario: str | Scenario = "3m", config: MicroConfig | None = None):
         self.scenario = get_scenario(scenario)
         self.config = cfg = config if config is not None else MicroConfig()
+        self.setting = st = get_setting(cfg.setting)
         sc = self.scenario
+        st.check_scenario(sc.name)
         self.name = sc.name
         self.ally_types = list(sc.ally_types)
         self.enemy_types = list(sc.enemy_types)
         self.unit_types = self.ally_types + self.enemy_types
+        self.unit_kinds = [unit_type(t, st.units) for t in self.unit_types]  # [U] UnitType
         n, m = len(self.ally_types), len(self.enemy_types)
         self.num_agents, self.num_enemies, self.num_units = n, m, n + m
-        healer = [unit_type(t).is_healer for t in self.unit_types]
+        healer = [k.is_healer for k in self.unit_kinds]
         # SMAC: A = 6 + n_enemies; a medivac's heal targets are allies, so take the max.
         self.n_actions = N_FIXED_ACTIONS + max(m, n if any(healer[:n]) else 0)
         enemy_actions = N_FIXED_ACTIONS + max(n, m if any(healer[n:]) else 0)
         self._a_max = max(self.n_actions, enemy_actions)
         # numpy for host-side use (layout, rendering), jnp for traced indexing.
-        self.unit_table = _unit_params(self.unit_types, n, self._a_max - N_FIXED_ACTIONS)
+        self.unit_table = _unit_params(self.unit_kinds, n, self._a_max - N_FIXED_ACTIONS,
+                                       st.units)
         self.params = jax.tree.map(jnp.asarray, self.unit_table)
+        t = self.unit_table
+        u = self.num_units
+
+        # Options left to the setting.
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        self.step_mul = pick(cfg.step_mul, st.step_mul)
+        self.reward_only_positive = pick(cfg.reward_only_positive, st.reward_only_positive)
+        self.reward_scale = pick(cfg.reward_scale, st.reward_scale)
+        self.state_last_action = pick(cfg.state_last_action, st.state_last_action)
+        ranged = [k.range for k in self.unit_kinds[:n] if k.is_combat and k.range >= 1.0]
+        self.sight_range = float(pick(cfg.sight_range, st.sight_range or max(ranged, default=9.0)))
 
         self.max_steps = cfg.episode_limit or sc.episode_limit
         self.map_size = np.asarray(sc.map_size, np.float32)
         ally_c, enemy_c = sc.centers
         room = min(sc.jitter, 1.0)
         self._start_pos = np.concatenate([
-            _formation(self.ally_types, ally_c, +1.0, room),
-            _formation(self.enemy_types, enemy_c, -1.0, room),
+            _formation(self.unit_kinds[:n], ally_c, +1.0, room),
+            _formation(self.unit_kinds[n:], enemy_c, -1.0, room),
         ])
-        self._dt = cfg.step_mul / LOOPS_PER_SECOND / cfg.substeps
-        t = self.unit_table
-        u = self.num_units
+        self._dt = self.step_mul / st.frames_per_second / cfg.substeps
         # Which optional rules this scenario needs (static: decided when tracing).
         self._features = (bool(np.any(t.is_healer)), bool(np.any(t.shield_max > 0)),
                           bool(np.sum(t.collides) > 1))
@@ -393,32 +425,51 @@ class MicroEnv(MultiAgentEnv):
             tie=np.sign(index[:, None] - index[None, :]).astype(np.float32),
             tie_break=(1e-5 * index).astype(np.float32),
         )
+        # Order rules per unit: the agents follow the setting, the scripted enemy SMAC's.
+        allies = np.arange(u) < n
+        self._unmasked = allies & (not st.mask_attacks)  # attack orders always available
+        self._needs_reach = allies & (not st.chase)  # carried out only if in weapon range
+        # Field of view: distances scaled by the sight range; edge to edge if the setting
+        # says so (a margin of both radii, in sight-range units).
+        self._view_margin = (self._pairs.radius_sum[:n] / self.sight_range
+                             if st.fov_edge else None)
+        # The team each unit advances toward when it sees no enemy (the paper's heuristic).
+        centre = np.stack([self._start_pos[n:].mean(0), self._start_pos[:n].mean(0)])
+        self._forward = centre[t.team].astype(np.float32)
         # Jitted once per env, so un-jitted callers do not recompile the loop every step.
         self._simulate = jax.jit(self._simulate_substeps)
         # SMAC's reward scale: every enemy's health and shields, kill bonuses and the win.
         self.max_reward = float(
             m * cfg.reward_death_value + cfg.reward_win
             + np.sum(t.health_max[n:] + t.shield_max[n:])
+            + st.win_health * np.sum(t.health_max[:n])
         )
 
-        # Feature widths (SMAC layout).
+        # Feature widths: the setting names the columns of each block.
         self.type_bits = t.type_onehot.shape[1]
         self.shield_bits_ally = int(np.any(t.shield_max[:n] > 0))
         self.shield_bits_enemy = int(np.any(t.shield_max[n:] > 0))
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)],
                                 np.int32).reshape(n, n - 1)
-        nf_en = 5 + self.shield_bits_enemy + self.type_bits
-        nf_al = 5 + self.shield_bits_ally + self.type_bits
-        nf_al += self.n_actions if cfg.obs_last_action else 0
-        nf_own = 1 + self.shield_bits_ally + self.type_bits
-        self.obs_layout = {"move": 4, "enemy": (m, nf_en), "ally": (n - 1, nf_al),
+        self._xy_scale = (self.map_size * st.state_xy_scale).astype(np.float32)
+
+        def width(columns, shield_bits):
+            sizes = {"shield": shield_bits, "type": self.type_bits,
+                     "last_action": self.n_actions if cfg.obs_last_action else 0}
+            return sum(sizes.get(c, 1) for c in columns)
+
+        nf_en = width(st.obs_enemy, self.shield_bits_enemy)
+        nf_al = width(st.obs_ally, self.shield_bits_ally)
+        nf_own = width(st.obs_own, self.shield_bits_ally)
+        n_move = 4 if st.obs_move else 0
+        self.obs_layout = {"move": n_move, "enemy": (m, nf_en), "ally": (n - 1, nf_al),
                            "own": nf_own}
-        self.obs_dim = 4 + m * nf_en + (n - 1) * nf_al + nf_own
-        st_al = 4 + self.shield_bits_ally + self.type_bits
-        st_en = 3 + self.shield_bits_enemy + self.type_bits
+        self.obs_dim = n_move + m * nf_en + (n - 1) * nf_al + nf_own
+        st_al = width(st.state_ally, self.shield_bits_ally)
+        st_en = width(st.state_enemy, self.shield_bits_enemy)
         self.state_layout = {
             "ally": (n, st_al), "enemy": (m, st_en),
-            "last_action": n * self.n_actions if cfg.state_last_action else 0,
+            "last_action": n * self.n_actions if self.state_last_action else 0,
             "timestep": int(cfg.state_timestep),
         }
         self.state_dim = n * st_al + m * st_en + sum(
@@ -509,20 +560,30 @@ class MicroEnv(MultiAgentEnv):
         self.check_actions(values)
 
     def _reward(self, before: MicroState, after: MicroState, won, lost):
-        cfg, n = self.config, self.num_agents
+        """Damage dealt (health + shields) + kill bonuses [- scale x damage suffered
+        (+ death penalties in smac)] + the win bonus (coma: plus the allies' remaining
+        health), optionally scaled; or the sparse +1/-1."""
+        cfg, st, n = self.config, self.setting, self.num_agents
         if cfg.reward_sparse:
             return won.astype(jnp.float32) - lost.astype(jnp.float32)
         lost_hp = (before.health + before.shield - after.health - after.shield) * before.alive
+        if st.damage_floor > -np.inf:  # regeneration is not negative damage (coma)
+            lost_hp = jnp.maximum(lost_hp, st.damage_floor)
         deaths = (before.alive & ~after.alive).astype(jnp.float32)
         dealt = jnp.sum(lost_hp[n:]) + cfg.reward_death_value * jnp.sum(deaths[n:])
-        if cfg.reward_only_positive:
+        if self.reward_only_positive:
             reward = jnp.abs(dealt)  # SMAC's abs: enemy shield regeneration counts too
         else:
-            suffered = jnp.sum(lost_hp[:n]) + cfg.reward_death_value * jnp.sum(deaths[:n])
+            suffered = jnp.sum(lost_hp[:n])
+            if st.ally_death_penalty:
+                suffered = suffered + cfg.reward_death_value * jnp.sum(deaths[:n])
             reward = dealt - cfg.reward_negative_scale * suffered
-        reward = reward + jnp.where(won, cfg.reward_win, 0.0)
+        win_bonus = cfg.reward_win
+        if st.win_health:
+            win_bonus = win_bonus + st.win_health * jnp.sum(after.health[:n])
+        reward = reward + jnp.where(won, win_bonus, 0.0)
         reward = reward + jnp.where(lost, cfg.reward_defeat, 0.0)
-        if cfg.reward_scale:
+        if self.reward_scale:
             reward = reward / (self.max_reward / cfg.reward_scale_rate)
         return reward
 
@@ -541,6 +602,8 @@ class MicroEnv(MultiAgentEnv):
         probe = state.pos[:, None, :] + cfg.move_amount / 2 * MOVE_DIRECTIONS[None]  # SMAC
         moves = jnp.all((probe >= 0.0) & (probe <= jnp.asarray(self.map_size)), -1)
         in_range = state.alive[None, :] & (dist <= cfg.shoot_range)  # [U, U]
+        if self._unmasked.any():  # coma agents: every attack order, whatever its target
+            in_range = in_range | self._unmasked[:, None]
         targets = row_sum(p.target_select * in_range[:, None, :].astype(jnp.float32)) > 0
         u = self.num_units
         live = jnp.concatenate([jnp.zeros((u, 1), bool), jnp.ones((u, 1), bool), moves, targets], 1)
@@ -548,12 +611,31 @@ class MicroEnv(MultiAgentEnv):
         return jnp.where(state.alive[:, None], live, dead[None, :])
 
     def _legal(self, state: MicroState, actions):
-        """Unavailable actions become ``stop`` (no-op for the dead); SMAC asserts instead."""
+        """Unavailable actions become ``stop`` (no-op for the dead); SMAC asserts instead.
+        An attack order of a unit that cannot chase (coma agents) on a target that is dead
+        or beyond its weapon range becomes the no-op: the unit does nothing this step."""
         ok = (actions >= 0) & (actions < self._a_max)
         safe = jnp.clip(actions, 0, self._a_max - 1)
         ok = ok & (row_sum((state.avail & (safe[:, None] == jnp.arange(self._a_max)))
                            .astype(jnp.float32)) > 0)
-        return jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
+        legal = jnp.where(ok, safe, jnp.where(state.alive, STOP, NOOP))
+        if self._needs_reach.any():
+            k = legal - N_FIXED_ACTIONS
+            chosen = k[:, None] == jnp.arange(self.params.target_select.shape[1])  # [U, K]
+            carried = row_sum(self.order_ok(state) * chosen.astype(jnp.float32)) > 0
+            void = (legal >= N_FIXED_ACTIONS) & self._needs_reach & ~carried
+            legal = jnp.where(void, NOOP, legal)
+        return legal
+
+    def order_ok(self, state: MicroState) -> jax.Array:
+        """``[U, K]`` float 1/0: would target order ``6 + k`` of unit ``u`` be carried out
+        now? Always for units that chase (SMAC's rules: availability suffices); for the
+        others only on a living target inside their weapon range (edge to edge)."""
+        p = self.params
+        _, dist = pairwise(state.pos)
+        reach = dist - self._pairs.radius_sum <= p.reach[:, None]
+        ok = (state.alive[None, :] & reach) | ~self._needs_reach[:, None]
+        return row_sum(p.target_select * ok[:, None, :].astype(jnp.float32))
 
     def _orders(self, state: MicroState, actions) -> Orders:
         p, cfg = self.params, self.config
@@ -637,7 +719,10 @@ class MicroEnv(MultiAgentEnv):
         alive = s.alive & (health > 0)
 
         # Movement toward the move goal or an out-of-range target, then separation.
-        moving = s.alive & (orders.move | (ordered_live & ~engaged))
+        chasing = ordered_live & ~engaged
+        if self._needs_reach.any():  # coma agents never walk after a target
+            chasing = chasing & ~self._needs_reach
+        moving = s.alive & (orders.move | chasing)
         go_x = jnp.where(orders.move, orders.goal[:, 0] - x, -row_sum(aim_f * dx))
         go_y = jnp.where(orders.move, orders.goal[:, 1] - y, -row_sum(aim_f * dy))
         length = jnp.sqrt(go_x * go_x + go_y * go_y + 1e-12)
@@ -682,7 +767,7 @@ class MicroEnv(MultiAgentEnv):
 
     def _relative(self, state: MicroState):
         """Agent-relative distance and offsets, scaled by sight range: ``[N, U]``."""
-        n, sight = self.num_agents, self.config.sight_range
+        n, sight = self.num_agents, self.sight_range
         rel = (state.pos[None, :, :] - state.pos[:n, None, :]) / sight
         dist = jnp.sqrt(rel[..., 0] ** 2 + rel[..., 1] ** 2 + 1e-12)
         return dist, rel
@@ -693,39 +778,65 @@ class MicroEnv(MultiAgentEnv):
         attack = state.avail[:n, N_FIXED_ACTIONS: N_FIXED_ACTIONS + m]
         return (attack & ~self.params.is_healer[:n, None]).astype(jnp.float32)
 
-    def observe(self, state: MicroState) -> jax.Array:
-        """SMAC observations ``[N, obs_dim]``: move | enemies | allies | own."""
-        cfg, p = self.config, self.params
+    def visible(self, state: MicroState) -> jax.Array:
+        """``[N, U]`` bool: which living units each living agent sees (its field of view:
+        below the sight range, centre to centre or edge to edge as the setting says)."""
         n = self.num_agents
+        dist, _ = self._relative(state)
+        seen = state.alive[:n, None] & state.alive[None, :]
+        if not self.config.full_observability:
+            gap = dist if self._view_margin is None else dist - self._view_margin
+            seen = seen & (gap < 1.0)
+        return seen
+
+    def observe(self, state: MicroState) -> jax.Array:
+        """Observations ``[N, obs_dim]``: move? | enemies | allies | own, with the columns
+        the setting names (docs/micro.md lists both settings)."""
+        st, p = self.setting, self.params
+        n, m = self.num_agents, self.num_enemies
         health, shield, _ = self._unit_features(state)
         dist, rel = self._relative(state)
-        visible = state.alive[:n, None] & state.alive[None, :]
-        if not cfg.full_observability:
-            visible = visible & (dist < 1.0)
-        visible = visible.astype(jnp.float32)
+        visible = self.visible(state).astype(jnp.float32)
+        onehot = jnp.asarray(p.type_onehot)
+        en, others, rows = slice(n, None), self._others, np.arange(n)[:, None]
 
-        def unit_cols(shield_bits):  # [U, f] health, shield?, type
-            cols = [health[:, None]] + ([shield[:, None]] if shield_bits else [])
-            return jnp.concatenate(cols + [jnp.asarray(p.type_onehot)], 1)
+        def per_unit(values, units, count):  # [U, f] unit columns -> [N, count, f]
+            if isinstance(units, slice):  # the same units for every agent
+                return jnp.broadcast_to(values[units][None], (n, count, values.shape[1]))
+            return values[units]  # [N, count] indices
 
-        en = slice(n, None)
-        enemy = jnp.concatenate([
-            self._attackable(state)[..., None], dist[:, en, None], rel[:, en],
-            jnp.broadcast_to(unit_cols(self.shield_bits_enemy)[en][None],
-                             (n, self.num_enemies, 1 + self.shield_bits_enemy + self.type_bits)),
-        ], -1) * visible[:, en, None]
-        others = self._others
-        rows = np.arange(n)[:, None]
-        ally_cols = [jnp.ones((n, n - 1, 1)), dist[rows, others][..., None], rel[rows, others],
-                     unit_cols(self.shield_bits_ally)[others]]
-        if cfg.obs_last_action:
-            ally_cols.append(self._last_action_onehot(state)[others])
-        ally = jnp.concatenate(ally_cols, -1) * visible[rows, others][..., None]
-        own = unit_cols(self.shield_bits_ally)[:n] * state.alive[:n, None]
-        move = state.avail[:n, MOVE_NORTH: MOVE_NORTH + 4].astype(jnp.float32)
-        return jnp.concatenate(
-            [move, enemy.reshape(n, -1), ally.reshape(n, -1), own], 1
-        ).astype(jnp.float32)
+        def block(columns, pick, units, count, shield_bits):
+            """Pair columns ``[N, count, f]``: ``pick`` selects the units' agent-relative
+            entries (``[:, en]`` or ``[rows, others]``), ``units`` their own rows."""
+            cols = {
+                "attackable": lambda: self._attackable(state)[..., None],
+                "visible": lambda: jnp.ones((n, count, 1)),
+                "distance": lambda: pick(dist)[..., None],
+                "dx": lambda: pick(rel)[..., :1],
+                "dy": lambda: pick(rel)[..., 1:],
+                "health": lambda: per_unit(health[:, None], units, count),
+                "shield": lambda: per_unit(shield[:, None], units, count),
+                "type": lambda: per_unit(onehot, units, count),
+                "last_action": lambda: self._last_action_onehot(state)[others],
+            }
+            widths = {"shield": shield_bits, "type": self.type_bits,
+                      "last_action": self.n_actions if self.config.obs_last_action else 0}
+            parts = [cols[c]() for c in columns if widths.get(c, 1)]
+            return jnp.concatenate(parts, -1) if parts else jnp.zeros((n, count, 0))
+
+        enemy = block(st.obs_enemy, lambda x: x[:, en], en, m, self.shield_bits_enemy)
+        enemy = enemy * visible[:, en, None]
+        ally = block(st.obs_ally, lambda x: x[rows, others], others, n - 1,
+                     self.shield_bits_ally) * visible[rows, others][..., None]
+        own_cols = {"health": health[:n, None], "shield": shield[:n, None],
+                    "type": onehot[:n]}
+        own_widths = {"shield": self.shield_bits_ally, "type": self.type_bits}
+        own = [own_cols[c] for c in st.obs_own if own_widths.get(c, 1)]
+        own = (jnp.concatenate(own, 1) if own else jnp.zeros((n, 0))) * state.alive[:n, None]
+        parts = [enemy.reshape(n, -1), ally.reshape(n, -1), own]
+        if st.obs_move:
+            parts.insert(0, state.avail[:n, MOVE_NORTH: MOVE_NORTH + 4].astype(jnp.float32))
+        return jnp.concatenate(parts, 1).astype(jnp.float32)
 
     def _last_action_onehot(self, state: MicroState) -> jax.Array:
         n = self.num_agents
@@ -734,23 +845,26 @@ class MicroEnv(MultiAgentEnv):
                 ).astype(jnp.float32)
 
     def global_state(self, state: MicroState) -> jax.Array:
-        """SMAC's state ``[state_dim]``: ally rows | enemy rows | last actions | timestep.
+        """The state ``[state_dim]``: ally rows | enemy rows | last actions? | timestep?
 
-        Ally row: health, cooldown (medivac: energy), x, y (centred, / map size), shield?,
-        type. Enemy row: health, x, y, shield?, type. Dead units are zero rows.
+        SMAC: ally row health, cooldown (medivac: energy), x, y (centred, / map size),
+        shield?, type?; enemy row health, x, y, shield?, type?. COMA: the same, enemy rows
+        without health, x and y divided by half the map size. Dead units are zero rows.
         """
-        cfg, p, n = self.config, self.params, self.num_agents
+        cfg, st, p, n = self.config, self.setting, self.params, self.num_agents
         health, shield, busy = self._unit_features(state)
-        xy = (state.pos - self.map_size / 2) / self.map_size
-        onehot = jnp.asarray(p.type_onehot)
-        ally = [health[:n, None], busy[:n, None], xy[:n]]
-        ally += [shield[:n, None]] if self.shield_bits_ally else []
-        ally = jnp.concatenate(ally + [onehot[:n]], 1) * state.alive[:n, None]
-        enemy = [health[n:, None], xy[n:]]
-        enemy += [shield[n:, None]] if self.shield_bits_enemy else []
-        enemy = jnp.concatenate(enemy + [onehot[n:]], 1) * state.alive[n:, None]
+        xy = (state.pos - self.map_size / 2) / self._xy_scale
+        cols = {"health": health[:, None], "cooldown": busy[:, None], "x": xy[:, :1],
+                "y": xy[:, 1:], "shield": shield[:, None], "type": jnp.asarray(p.type_onehot)}
+
+        def rows(columns, units, shield_bits):
+            widths = {"shield": shield_bits, "type": self.type_bits}
+            return jnp.concatenate([cols[c][units] for c in columns if widths.get(c, 1)], 1)
+
+        ally = rows(st.state_ally, slice(None, n), self.shield_bits_ally) * state.alive[:n, None]
+        enemy = rows(st.state_enemy, slice(n, None), self.shield_bits_enemy) * state.alive[n:, None]
         parts = [ally.reshape(-1), enemy.reshape(-1)]
-        if cfg.state_last_action:
+        if self.state_last_action:
             parts.append(self._last_action_onehot(state).reshape(-1))
         if cfg.state_timestep:
             parts.append((state.t / self.max_steps)[None].astype(jnp.float32))
@@ -791,7 +905,7 @@ class MicroEnv(MultiAgentEnv):
             return self.state_dim + self.obs_dim + n
         if variant == "FP":
             sb_a, sb_e, bits = self.shield_bits_ally, self.shield_bits_enemy, self.type_bits
-            last = self.n_actions if self.config.state_last_action else 0
+            last = self.n_actions if self.state_last_action else 0
             own = 4 + sb_a + bits + n
             return (own + 4 + m * (6 + sb_e + bits) + (n - 1) * (6 + sb_a + bits + last)
                     + int(self.config.state_timestep))
@@ -821,7 +935,7 @@ class MicroEnv(MultiAgentEnv):
         ], -1) * alive[None, en, None]
         a_cols = [health[:n, None]] + ([shield[:n, None]] if self.shield_bits_ally else [])
         a_cols = jnp.concatenate(a_cols + [busy[:n, None], onehot[:n]], 1)
-        if cfg.state_last_action:
+        if self.state_last_action:
             a_cols = jnp.concatenate([a_cols, self._last_action_onehot(state)], 1)
         others, rows = self._others, me[:, None]
         ally = jnp.concatenate([

@@ -1,7 +1,7 @@
 """Win rates of random and scripted allies against the built-in scripted enemy.
 
-``python -m ctde.envs.micro.evaluate [--scenarios 3m 5m] [--episodes 200] [--enemy nearest]``
-prints the markdown table quoted in docs/micro.md.
+``python -m ctde.envs.micro.evaluate [--scenarios 3m 5m] [--episodes 200] [--enemy nearest]
+[--setting coma] [--seeds 5]`` prints the markdown tables quoted in docs/micro.md.
 """
 
 from __future__ import annotations
@@ -72,6 +72,21 @@ def evaluate(env, allies=POLICIES, episodes: int = 200, seed: int = 0) -> dict:
     return out[names[0]] if single else out
 
 
+def win_rate_ci(rates) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval over seeds' win rates."""
+    import numpy as np
+
+    try:
+        from scipy import stats  # comes with the "report" extra (rliable, arch)
+    except ImportError:
+        raise ImportError("intervals over seeds need scipy: pip install 'ctde[report]'") from None
+    rates = np.asarray(rates, np.float64)
+    if len(rates) < 2:
+        return float(rates.mean()), float("nan")
+    half = stats.t.ppf(0.975, len(rates) - 1) * rates.std(ddof=1) / np.sqrt(len(rates))
+    return float(rates.mean()), float(half)
+
+
 def main(argv=None) -> None:
     """Print a markdown table of scripted/random allies vs the built-in enemy."""
     import argparse
@@ -79,23 +94,39 @@ def main(argv=None) -> None:
 
     from ctde.envs import make
     from ctde.envs.micro.scenarios import SCENARIO_DATA
+    from ctde.envs.micro.settings import SETTINGS
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIO_DATA))
+    parser.add_argument("--scenarios", nargs="*", default=None,
+                        help="default: every map the setting is defined for")
     parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--enemy", default="nearest", choices=MODES)
+    parser.add_argument("--enemy", default="nearest", choices=("nearest", "focus", "stop"))
+    parser.add_argument("--setting", default="smac", choices=tuple(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="episode seeds seed..seed+K-1; K > 1 adds a 95%% interval")
     args = parser.parse_args(argv)
-    print(f"Allies vs the scripted enemy ({args.enemy}), {args.episodes} episodes each: "
-          "win rate (mean return); last column: how often the random team loses\n")
+    scenarios = args.scenarios or list(SETTINGS[args.setting].maps or SCENARIO_DATA)
+    seeds = range(args.seed, args.seed + args.seeds)
+    per_seed = f" x {args.seeds} seeds" if args.seeds > 1 else ""
+    print(f"Allies vs the scripted enemy ({args.enemy}), setting {args.setting}, "
+          f"{args.episodes} episodes{per_seed}: win rate "
+          f"{'+- 95% CI over seeds ' if args.seeds > 1 else ''}(mean return); "
+          "last column: how often the random team loses\n")
     print("| scenario | " + " | ".join(f"{p} allies" for p in POLICIES) + " | random loses |")
     print("|---" * (len(POLICIES) + 2) + "|")
     start = time.time()
-    for name in args.scenarios:
-        results = evaluate(make(name, enemy_policy=args.enemy), POLICIES, args.episodes,
-                           args.seed)
-        cells = [f"{r['win_rate']:.2f} ({r['return_mean']:.1f})" for r in results.values()]
-        cells.append(f"{results['random']['loss_rate']:.2f}")
+    for name in scenarios:
+        env = make(name, enemy_policy=args.enemy, setting=args.setting)
+        runs = [evaluate(env, POLICIES, args.episodes, seed) for seed in seeds]
+        cells = []
+        for policy in POLICIES:
+            mean, half = win_rate_ci([r[policy]["win_rate"] for r in runs])
+            ret = sum(r[policy]["return_mean"] for r in runs) / len(runs)
+            ci = f" +- {half:.2f}" if args.seeds > 1 else ""
+            cells.append(f"{mean:.2f}{ci} ({ret:.1f})")
+        lost = sum(r["random"]["loss_rate"] for r in runs) / len(runs)
+        cells.append(f"{lost:.2f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n({time.time() - start:.0f} s)")
 

@@ -15,6 +15,13 @@ images. Per unit and step:
 Mode ``stop`` holds every unit in place (it still fires at enemies in weapon range): a
 static opponent for tests and drills.
 
+Mode ``coma`` is the hand-coded heuristic of the COMA paper (Foerster et al., 2018, Sec. 5:
+"run forwards into range and then focus their fire, attacking each enemy in turn until it
+dies"), played from each unit's own field of view: a unit attacks the lowest-numbered enemy
+it sees once that enemy is inside its weapon range, walks toward it while it is not, and
+with no enemy in view walks toward the other team's starting point. Units that see the same
+enemies pick the same one, so the team focuses its fire one enemy after another.
+
 Difficulty knobs: ``noise`` (probability of a uniformly random available action: aim
 noise) and ``reaction`` (probability of repeating the previous action: reaction delay).
 """
@@ -35,7 +42,7 @@ from ctde.envs.micro.env import (
     uniform,
 )
 
-MODES = ("nearest", "focus", "stop")
+MODES = ("nearest", "focus", "stop", "coma")
 
 
 def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: float = 0.0,
@@ -43,10 +50,66 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: 
     """Scripted actions of every unit ``[U]``: allies ``[:N]``, enemies ``[N:]``."""
     if mode not in MODES:
         raise ValueError(f"unknown scripted mode {mode!r}: use one of {MODES}")
-    p = env.params
     u = env.num_units
     if mode == "stop":  # hold position; SC2 units still fire at enemies in weapon range
         return jnp.where(state.alive, STOP, NOOP).astype(jnp.int32)
+    if mode == "coma":
+        action = _coma_heuristic(env, state)
+    else:
+        action = _scripted(env, state, mode)
+    if noise > 0.0 or reaction > 0.0:
+        avail = state.avail
+        n_actions = avail.shape[1]
+        draw = uniform(key, (u, n_actions + 2), salt=2)  # one draw for all three uses
+        random = jnp.argmax(jnp.where(avail, draw[:, :n_actions], -1.0), 1).astype(jnp.int32)
+        action = jnp.where(draw[:, -2] < noise, random, action)
+        last = jnp.maximum(state.last_actions, 0)
+        keep = (state.last_actions >= 0) & jnp.any(
+            avail & (last[:, None] == jnp.arange(avail.shape[1])), 1)
+        keep = keep & (draw[:, -1] < reaction)
+        action = jnp.where(keep, last, action)
+    return action
+
+
+def _toward(state: MicroState, offset_x, offset_y):
+    """The available move (N S E W) best aligned with each unit's offset ``[U]``."""
+    align = jnp.stack([offset_y, -offset_y, offset_x, -offset_x], 1)  # N S E W
+    moves = state.avail[:, MOVE_NORTH: MOVE_NORTH + 4]
+    return jnp.argmax(jnp.where(moves, align, -jnp.inf), 1), jnp.any(moves, 1)
+
+
+def _coma_heuristic(env, state: MicroState) -> jax.Array:
+    """The COMA paper's heuristic for every unit ``[U]`` (see the module docstring)."""
+    p = env.params
+    diff, dist = pairwise(state.pos)  # diff[i, j] = pos[i] - pos[j]
+    seen = state.alive[:, None] & state.alive[None, :]
+    if not env.config.full_observability:
+        margin = env._pairs.radius_sum if env.setting.fov_edge else 0.0
+        seen = seen & (dist - margin < env.sight_range)
+    foe = p.can_attack & seen  # [U, U] enemies in view that it can hit
+    first = foe & (jnp.cumsum(foe, 1) == 1)  # the lowest-numbered one, one-hot
+    has_foe = jnp.any(foe, 1)
+    sel = p.target_select  # [U, K, U]
+    k = jnp.argmax(row_sum(sel * first[:, None, :].astype(jnp.float32)), 1)
+    in_reach = row_sum((first & (dist - env._pairs.radius_sum <= p.reach[:, None]))
+                       .astype(jnp.float32)) > 0
+    attack = N_FIXED_ACTIONS + k
+    can_order = jnp.take_along_axis(state.avail, attack[:, None], 1)[:, 0]
+    fire = has_foe & in_reach & can_order
+    # Walk toward the chosen enemy, or forward to the other team's start with none in view.
+    goal_x = jnp.where(has_foe, -row_sum(first * diff[..., 0]), env._forward[:, 0] - state.pos[:, 0])
+    goal_y = jnp.where(has_foe, -row_sum(first * diff[..., 1]), env._forward[:, 1] - state.pos[:, 1])
+    arrived = ~has_foe & (goal_x ** 2 + goal_y ** 2 < 1.0)
+    best, can_move = _toward(state, goal_x, goal_y)
+    walk = can_move & ~arrived & p.is_combat
+    action = jnp.where(fire, attack, jnp.where(walk, MOVE_NORTH + best, STOP))
+    return jnp.where(state.alive, action, NOOP).astype(jnp.int32)
+
+
+def _scripted(env, state: MicroState, mode: str) -> jax.Array:
+    """Modes ``nearest`` and ``focus`` for every unit ``[U]``."""
+    p = env.params
+    u = env.num_units
     avail = state.avail
     _, dist = pairwise(state.pos)
     sel = p.target_select  # [U, K, U]: 1 where target action k names unit v
@@ -67,7 +130,10 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: 
     frac = per_target(state.health / p.health_max)
     heal_score = jnp.where(frac < 1.0 - 1e-4, frac, jnp.inf)
     score = jnp.where(p.is_healer[:, None], heal_score, score)
-    score = jnp.where(avail[:, N_FIXED_ACTIONS:], score, jnp.inf)
+    ok = avail[:, N_FIXED_ACTIONS:]
+    if env._needs_reach.any():  # coma agents: only orders that will be carried out
+        ok = ok & (env.order_ok(state) > 0)
+    score = jnp.where(ok, score, jnp.inf)
     k = jnp.argmin(score, 1)
     has_target = jnp.isfinite(jnp.min(score, 1))
 
@@ -82,25 +148,11 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: 
     offset_y = row_sum(nearest * diff[..., 1])
     far = jnp.where(p.is_healer, jnp.min(gap, 1) > 0.75 * p.reach, True)
     go = jnp.any(toward, 1) & far
-    align = jnp.stack([offset_y, -offset_y, offset_x, -offset_x], 1)  # N S E W
-    moves = avail[:, MOVE_NORTH: MOVE_NORTH + 4]
-    best = jnp.argmax(jnp.where(moves, align, -jnp.inf), 1)
-    go = go & jnp.any(moves, 1)
+    best, can_move = _toward(state, offset_x, offset_y)
+    go = go & can_move
 
     action = jnp.where(has_target, N_FIXED_ACTIONS + k, jnp.where(go, MOVE_NORTH + best, STOP))
-    action = jnp.where(state.alive, action, NOOP).astype(jnp.int32)
-
-    if noise > 0.0 or reaction > 0.0:
-        n_actions = avail.shape[1]
-        draw = uniform(key, (u, n_actions + 2), salt=2)  # one draw for all three uses
-        random = jnp.argmax(jnp.where(avail, draw[:, :n_actions], -1.0), 1).astype(jnp.int32)
-        action = jnp.where(draw[:, -2] < noise, random, action)
-        last = jnp.maximum(state.last_actions, 0)
-        keep = (state.last_actions >= 0) & jnp.any(
-            avail & (last[:, None] == jnp.arange(avail.shape[1])), 1)
-        keep = keep & (draw[:, -1] < reaction)
-        action = jnp.where(keep, last, action)
-    return action
+    return jnp.where(state.alive, action, NOOP).astype(jnp.int32)
 
 
 def heuristic_actions(env, state: MicroState, key, mode: str = "focus",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctde.envs.micro.units import unit_type
 from ctde.envs.render import TEAM_COLORS, Canvas
 
 _TEAM = (TEAM_COLORS[0], TEAM_COLORS[2])
@@ -52,7 +51,7 @@ def render_state(env, state, size: int = 400) -> np.ndarray:
         color = _HEAL if p.is_healer[i] else _TEAM[p.team[i]]
         canvas.line(*xy[i], *xy[j], color, width=0.12, alpha=0.7)
     for i in np.flatnonzero(alive):
-        kind = unit_type(env.unit_types[i])
+        kind = env.unit_kinds[i]
         color = _TEAM[p.team[i]]
         r = max(kind.radius, 0.45)
         x, y = xy[i]

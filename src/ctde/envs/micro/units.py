@@ -1,10 +1,16 @@
 """The unit table: every unit type is one frozen row of parameters.
 
-Units follow StarCraft II (Legacy of the Void) where the type exists there and StarCraft:
-Brood War for the two COMA units that StarCraft II dropped (wraith, dragoon). All times
-are real seconds at the "Faster" game speed (22.4 game loops per second, what Liquipedia
-lists), distances are map cells. Brood War values were converted with 23.81 frames per
-second (Fastest) and 32 pixels per cell. docs/micro.md gives the source of every value.
+Two tables, one per rule set (``ctde.envs.micro.settings``):
+
+- ``UNITS`` (setting ``smac``): StarCraft II (Legacy of the Void) where the type exists
+  there and StarCraft: Brood War for the two COMA units that StarCraft II dropped (wraith,
+  dragoon), under SC2's damage rules;
+- ``BW_UNITS`` (setting ``coma``): the four Brood War units of the COMA paper's maps
+  (marine, zealot, dragoon, wraith) under Brood War's damage rules.
+
+All times are real seconds (SC2 at "Faster", 22.4 game loops per second, what Liquipedia
+lists; Brood War at "Fastest", 23.81 frames per second), distances are map cells (Brood
+War: 32 pixels per cell). docs/micro.md gives the source of every value.
 """
 
 from __future__ import annotations
@@ -52,6 +58,11 @@ class UnitType:
     energy: float = 0.0  # at spawn
     energy_max: float = 0.0
     energy_regen: float = 0.0  # per second
+    # Brood War size rule: what reaches health (after armour) is multiplied by ``scale``
+    # against units with attribute ``scale_vs`` (explosive: 0.5 against small units);
+    # shields take the full damage.
+    scale: float = 1.0
+    scale_vs: str | None = None
 
     @property
     def is_healer(self) -> bool:
@@ -142,10 +153,57 @@ UNITS: dict[str, UnitType] = {
 }
 
 
-def unit_type(name: str) -> UnitType:
-    """The unit type called ``name``; ValueError naming the valid types otherwise."""
-    if name not in UNITS:
-        close = difflib.get_close_matches(str(name), UNITS, n=1)
+def _bw_cells(pixels: float) -> float:
+    return pixels / 32.0
+
+
+def _bw_radius(width: int, height: int) -> float:
+    """Half the mean side of a Brood War unit's bounding box (pixels), in cells."""
+    return (width + height) / 4 / 32.0
+
+
+# Brood War as played in the COMA paper (no upgrades). Sizes map to attributes: small ->
+# "light", large -> "armored" (no medium unit here). Explosive damage (dragoon, wraith
+# missiles) deals 50% to small units after armour; normal damage 100%.
+_SMALL_BIO = ("light", "biological")
+_LARGE_MECH = ("armored", "mechanical")
+BW_UNITS: dict[str, UnitType] = {
+    u.name: u
+    for u in (
+        UnitType("marine", "bw", cooldown_delay=_BW_DELAY,
+                 health=40, shield=0, armour=0, damage=6, hits=1, bonus=0, bonus_vs=None,
+                 range=_bw_cells(128), cooldown=15 / _BW_FPS, speed=_bw_speed(4.0), sight=7,
+                 radius=_bw_radius(17, 20), air=False, targets_ground=True,
+                 targets_air=True, attributes=_SMALL_BIO),
+        UnitType("zealot", "bw", cooldown_delay=_BW_DELAY,
+                 health=100, shield=60, armour=1, damage=8, hits=2, bonus=0, bonus_vs=None,
+                 range=_bw_cells(15), cooldown=22 / _BW_FPS, speed=_bw_speed(4.0), sight=7,
+                 radius=_bw_radius(23, 19), air=False, targets_ground=True,
+                 targets_air=False, attributes=_SMALL_BIO, **_BW_SHIELD),
+        UnitType("dragoon", "bw", cooldown_delay=_BW_DELAY,
+                 health=100, shield=80, armour=1, damage=20, hits=1, bonus=0, bonus_vs=None,
+                 scale=0.5, scale_vs="light",
+                 range=_bw_cells(128), cooldown=30 / _BW_FPS, speed=_bw_speed(5.25), sight=8,
+                 radius=_bw_radius(32, 32), air=False, targets_ground=True,
+                 targets_air=True, attributes=_LARGE_MECH, **_BW_SHIELD),
+        # One weapon, as in UNITS: the anti-air Gemini missiles (the only targets in 5w
+        # are wraiths); the anti-ground burst lasers (8 normal, 30 frames) are left out.
+        UnitType("wraith", "bw", cooldown_delay=_BW_DELAY,
+                 health=120, shield=0, armour=0, damage=20, hits=1, bonus=0, bonus_vs=None,
+                 scale=0.5, scale_vs="light",
+                 range=_bw_cells(160), cooldown=22 / _BW_FPS, speed=_bw_speed(6.67), sight=7,
+                 radius=_bw_radius(38, 30), air=True, targets_ground=True,
+                 targets_air=True, attributes=_LARGE_MECH, collides=False),
+    )
+}
+
+
+def unit_type(name: str, table: dict[str, UnitType] | None = None) -> UnitType:
+    """The unit type called ``name`` in ``table`` (default ``UNITS``); ValueError naming
+    the valid types otherwise."""
+    table = UNITS if table is None else table
+    if name not in table:
+        close = difflib.get_close_matches(str(name), table, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown unit type {name!r}.{hint} Valid types: {', '.join(UNITS)}")
-    return UNITS[name]
+        raise ValueError(f"unknown unit type {name!r}.{hint} Valid types: {', '.join(table)}")
+    return table[name]
