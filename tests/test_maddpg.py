@@ -138,6 +138,19 @@ def test_policy_inference_objective_and_soft_update():
     np.testing.assert_allclose(target["w"], [0.01, -0.02])
 
 
+def test_gradient_clipping_per_tensor_as_the_original_code():
+    grads = {"w": jnp.array([3.0, 4.0]), "b": jnp.array([0.3, 0.4])}  # norms 5 and 0.5
+    tensor = maddpg.clip_gradients("tensor", 1.0)
+    out, _ = tensor.update(grads, tensor.init(grads))
+    np.testing.assert_allclose(out["w"], [0.6, 0.8], rtol=1e-6)  # norm 5 -> 1
+    np.testing.assert_allclose(out["b"], [0.3, 0.4], rtol=1e-6)  # norm 0.5 < 1: unchanged
+    whole = maddpg.clip_gradients("global", 1.0)
+    out, _ = whole.update(grads, whole.init(grads))
+    scale = 1.0 / np.sqrt(25.0 + 0.25)  # the norm of both tensors together -> 1
+    np.testing.assert_allclose(out["w"], [3.0 * scale, 4.0 * scale], rtol=1e-6)
+    np.testing.assert_allclose(out["b"], [0.3 * scale, 0.4 * scale], rtol=1e-6)
+
+
 def test_gumbel_softmax_hard_sample_is_the_categorical_sample():
     logits = jnp.log(jnp.array([[0.7, 0.2, 0.1]] * 4))
     key = jax.random.PRNGKey(3)
@@ -241,6 +254,7 @@ def test_learns_the_discrete_identity_task():
         ({"tau": 0.0}, "tau must be in"),
         ({"actor_lr": 0.0}, "actor_lr must be > 0"),
         ({"num_envs": 0}, "num_envs must be >= 1"),
+        ({"grad_clip": "layer"}, "grad_clip must be one of tensor, global"),
     ],
 )
 def test_invalid_config_is_rejected(bad, message):

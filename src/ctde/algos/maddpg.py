@@ -71,8 +71,8 @@ class Config:
     """MADDPG settings. Defaults follow the paper's MPE experiments (Lowe et al. 2017,
     Sec. 5 and appendix; the original code's defaults where the paper is silent): Adam
     with lr 0.01, gamma 0.95, batch 1024, tau 0.01, two hidden layers of 64 ReLU units,
-    a gradient step every 100 env steps, a 1e6 replay buffer, gradient norm clipped at
-    0.5, and a 1e-3 penalty on the actor's pre-activation outputs."""
+    a gradient step every 100 env steps, a 1e6 replay buffer, each gradient tensor's norm
+    clipped at 0.5, and a 1e-3 penalty on the actor's pre-activation outputs."""
 
     num_envs: int = 64  # B: parallel environments
     rollout_steps: int = 25  # T: steps per env per iteration (B * T env steps per update())
@@ -85,7 +85,9 @@ class Config:
     critic_lr: float = 1e-2
     gamma: float = 0.95
     tau: float = 0.01  # soft target update rate
-    max_grad_norm: float = 0.5  # per-agent global gradient norm clip
+    max_grad_norm: float = 0.5  # gradient norm clip (see grad_clip)
+    grad_clip: str = "tensor"  # "tensor": each parameter tensor's norm on its own (the original
+    #                            code); "global": the norm of each agent's whole gradient
     actor_reg: float = 1e-3  # penalty on the actor's squared pre-activations (original code)
     exploration_std: float = 0.1  # continuous: Gaussian noise std on actions in [-1, 1]
     gumbel_temperature: float = 1.0  # discrete: relaxation temperature
@@ -128,6 +130,7 @@ class Config:
             raise ValueError(
                 f"maddpg: team_algos entries must be one of {', '.join(TEAM_ALGOS)}, got {bad[0]!r}"
             )
+        checks.one_of(self, "maddpg", "grad_clip", ("tensor", "global"))
         checks.network(self, "maddpg")
 
     @property
@@ -222,6 +225,20 @@ def policy_inference_objective(log_likelihood, entropy, lam):
     """Sec. 4.2: J(phi_i^j) = E_{o_j, a_j ~ D}[log mu_hat_i^j(a_j | o_j) + lambda H(mu_hat_i^j)],
     agent i's approximation of agent j's policy. Shapes: ``[S, N, N]`` -> ``[N, N]``."""
     return jnp.mean(log_likelihood + lam * entropy, axis=0)
+
+
+def clip_gradients(kind: str, max_norm: float) -> optax.GradientTransformation:
+    """Gradient-norm clipping at ``max_norm``. ``"tensor"``: every parameter tensor's norm
+    on its own, g * max_norm / max(|g|, max_norm), as the original code does
+    (``U.minimize_and_clip``: ``tf.clip_by_norm`` per variable); ``"global"``: the norm of
+    all the gradients of the parameters it is given together."""
+    if kind == "global":
+        return optax.clip_by_global_norm(max_norm)
+
+    def clip(g):
+        return g * (max_norm / jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(g))), max_norm))
+
+    return optax.stateless(lambda grads, params=None: jax.tree.map(clip, grads))
 
 
 def soft_update(target, online, tau):
@@ -431,9 +448,9 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         return unravel(jax.lax.pmean(flat, batch_axis))
 
     def optimizer(lr):
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+        return optax.chain(clip_gradients(config.grad_clip, config.max_grad_norm), optax.adam(lr))
 
-    # vmapped over the agent axis, so each agent's gradient is clipped on its own.
+    # vmapped over the agent axis: each agent's gradients are clipped on their own.
     actor_tx, critic_tx = optimizer(config.actor_lr), optimizer(config.critic_lr)
     approx_tx = optimizer(config.inference_lr)
     step_envs = jax.vmap(env.step)
