@@ -44,6 +44,7 @@ from ctde.algos.common.networks import (
     RecurrentValueNetwork,
     ValueNetwork,
     one_hot_ids,
+    unroll,
 )
 from ctde.algos.common.returns import generalized_advantage_estimate
 from ctde.envs.core import MultiAgentEnv
@@ -311,12 +312,11 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def unroll_network(network, params, h0, x, first):
         """A sequence ``x [L, ..., R, d]`` from hidden state ``h0``; restarts where ``first``
-        ``[L, ...]``. Feed-forward networks take the whole sequence as one batch."""
+        ``[L, ...]``. Feed-forward networks take the whole sequence as one batch; recurrent
+        ones run everything that does not depend on the carry for all L steps at once."""
         if not config.recurrent:
             return network.apply(params, x)
-        _, out = jax.lax.scan(lambda h, xf: network.apply(params, h, *xf), h0,
-                              (x, rows_first(first, x)))
-        return out
+        return unroll(network, params, h0, x, rows_first(first, x))[1]
 
     def rows_first(first, x):  # [...] -> [..., R]
         return jnp.broadcast_to(first[..., None], x.shape[:-1])
