@@ -173,7 +173,7 @@ def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tm
         assert without_timing(rows(out)) == reference
         points = tensorboard_points(out)
         assert len(points) == len(set(points))  # no point twice after the resume
-        assert sorted({s for t, s in points if t == "return_mean"}) == \
+        assert sorted({s for t, s in points if t == "value_loss"}) == \
             sorted({int(r["env_steps"]) for r in reference})
 
 

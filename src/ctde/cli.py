@@ -124,14 +124,14 @@ def _train(spec, out: str, resume: bool, progress: bool, which: str | None = Non
     from ctde.run import checkpoint
     from ctde.run.runner import Diverged, build, train
 
-    _, plan = build(spec)
-    print(f"{'resuming' if resume else 'training'} {spec.algo} on {spec.env} -> {out}: "
-          f"{plan.total_steps:,} env steps per seed ({plan.total_updates:,} updates of "
-          f"{plan.steps_per_update:,}, logged every {plan.steps_per_segment:,})", flush=True)
-    notice = _shared_policy_notice(spec)
-    if notice:
-        print(notice, flush=True)
     try:
+        _, plan = build(spec)
+        print(f"{'resuming' if resume else 'training'} {spec.algo} on {spec.env} -> {out}: "
+              f"{plan.total_steps:,} env steps per seed ({plan.total_updates:,} updates of "
+              f"{plan.steps_per_update:,}, logged every {plan.steps_per_segment:,})", flush=True)
+        notice = _shared_policy_notice(spec)
+        if notice:
+            print(notice, flush=True)
         summary = train(spec, out, resume=resume, progress=progress, which=which)
     except Diverged as e:
         print(f"ctde: error: {e}", file=sys.stderr)
@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # invalid input: one line, nothing lost
         print(f"ctde: error: {e}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:  # before anything was under way (training says more)
+        print("\nctde: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

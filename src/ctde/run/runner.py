@@ -550,7 +550,8 @@ class _Progress:
 
     def advance(self, steps: int, rows: list[dict]) -> None:
         self.completed += steps
-        ret = np.nanmean([r.get("return_mean", np.nan) for r in rows])
+        returns = [r.get("return_mean", np.nan) for r in rows]
+        ret = np.nan if np.isnan(returns).all() else np.nanmean(returns)  # no episode ended
         sps = rows[0]["steps_per_s"]
         if self.lines:
             elapsed = time.perf_counter() - self.t0
