@@ -26,6 +26,7 @@ The local backend runs each trial in a child process (one after another, or N at
 the Ray backend runs each as a Ray task (``max_calls=1``: a fresh worker per trial, so
 JAX's device count is set before it is imported). Retries are the driver's, the same
 for both: a trial whose worker died is run again, resuming, up to ``max_failures`` times.
+Trials share JAX's persistent compilation cache (``OUT/.jax_cache/<host>``).
 This module does not import JAX until a grid is validated.
 """
 
@@ -280,6 +281,7 @@ def run_trial(out: str) -> dict:
     state = trial_state(out)
     if state == "done":
         return _read_json(os.path.join(out, DONE))
+    _compilation_cache(os.path.join(os.path.dirname(os.path.abspath(out)), ".jax_cache"))
     from ctde.run import checkpoint
     from ctde.run.runner import train
 
@@ -291,6 +293,17 @@ def run_trial(out: str) -> dict:
     done["host"] = socket.gethostname()
     checkpoint.atomic_write(os.path.join(out, DONE), json.dumps(done, indent=1))
     return done
+
+
+def _compilation_cache(directory: str) -> None:
+    """JAX's persistent compilation cache, shared by the sweep's trials on this host
+    (unless one is configured already): a retried or resumed trial, and trials whose
+    programs are the same, skip compiling. One folder per host: XLA:CPU compiles for
+    the host's own instruction set."""
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR") and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", os.path.join(directory, socket.gethostname()))
 
 
 def _read_json(path: str) -> dict:
