@@ -48,7 +48,8 @@ def test_jitted_vmapped_steps_follow_the_reference(bridge):
 
 
 def test_mappo_trains_through_the_bridge(bridge):
-    trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=25, num_minibatches=1), bridge)
+    trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=25, num_minibatches=1,
+                                            anneal_lr=False), bridge)
     update = jax.jit(trainer.update)
     state = trainer.init(jax.random.PRNGKey(0))
     for _ in range(2):

@@ -1,6 +1,8 @@
 """MAPPO: hand-worked loss values, value normalisation, learning, determinism, config errors."""
 
 import functools
+import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,8 @@ import pytest
 from ctde.algos import mappo
 from ctde.algos.common import valuenorm
 from ctde.envs import make
+from ctde.run import runner
+from ctde.run.spec import RunSpec
 
 
 def test_clipped_surrogate_hand_worked():
@@ -66,6 +70,7 @@ def test_popart_preserves_outputs():
 def identity_trainer(**config):
     """A trainer and its compiled update, built once per configuration."""
     env = make("identity", num_agents=3, num_actions=4)
+    config = {"anneal_lr": False, **config}  # constant learning rates unless a test anneals
     trainer = mappo.make_train(mappo.Config(num_envs=16, rollout_steps=10, **config), env)
     return trainer, jax.jit(trainer.update)
 
@@ -157,7 +162,8 @@ def test_shared_critic_input_is_read_once_per_env(recurrent):
     for config, rows, width, heads in [({"critic_heads": True}, 1, 3 * env.obs_dim, 3),
                                        ({}, 3, 3 * env.obs_dim + 3, 1)]:
         trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=2, recurrent=recurrent,
-                                                hidden=(8,), gru_size=8, **config), env)
+                                                hidden=(8,), gru_size=8, anneal_lr=False,
+                                                **config), env)
         state = trainer.init(jax.random.PRNGKey(0))
         critic = state.params.critic["params"]
         torso = critic[layer]["MLP_0"] if recurrent else critic[layer]
@@ -170,7 +176,7 @@ def test_shared_critic_input_is_read_once_per_env(recurrent):
 
 def test_continuous_actions_improve():
     env = make("identity", num_agents=2, num_actions=2, continuous_actions=True)
-    trainer = mappo.make_train(mappo.Config(num_envs=16, rollout_steps=10), env)
+    trainer = mappo.make_train(mappo.Config(num_envs=16, rollout_steps=10, anneal_lr=False), env)
     update = jax.jit(trainer.update)
     state = trainer.init(jax.random.PRNGKey(0))
     returns = []
@@ -207,7 +213,7 @@ def test_recurrent_mappo_remembers_what_feed_forward_cannot():
     accuracy = {}
     for recurrent in (False, True):
         config = mappo.Config(num_envs=16, rollout_steps=10, chunk_length=5, num_minibatches=2,
-                              recurrent=recurrent, hidden=(32,), gru_size=32)
+                              recurrent=recurrent, hidden=(32,), gru_size=32, anneal_lr=False)
         trainer = mappo.make_train(config, env)
         update = jax.jit(trainer.update)
         state = trainer.init(jax.random.PRNGKey(0))
@@ -215,3 +221,42 @@ def test_recurrent_mappo_remembers_what_feed_forward_cannot():
             state, m = update(state)
         accuracy[recurrent] = float(m["episode_sums"]["accuracy"] / m["episode_sums"]["episodes"])
     assert accuracy[True] > 0.8 and accuracy[False] < 0.4, accuracy
+
+
+def test_annealing_needs_the_number_of_updates():
+    env = make("identity")
+    with pytest.raises(ValueError, match="anneal_lr needs total_updates.*or anneal_lr=False"):
+        mappo.make_train(mappo.Config(), env)
+    mappo.make_train(mappo.Config(anneal_lr=False), env)  # constant rates: nothing to know
+    with pytest.raises(ValueError, match="total_updates must be >= 0"):
+        mappo.Config(total_updates=-1)
+
+
+def test_learning_rates_reach_zero_after_total_updates():
+    # Annealed over 2 updates: the third takes steps of size 0 (up to the rounding of the
+    # schedule, ~1e-10), the parameters stay put; at constant rates they move by ~1e-3.
+    _, two, _ = train_identity(2, key=3, anneal_lr=True, total_updates=2)
+    _, three, _ = train_identity(3, key=3, anneal_lr=True, total_updates=2)
+    _, constant, _ = train_identity(3, key=3)
+    moved = 0.0
+    for x, y, z in zip(jax.tree.leaves(two.params), jax.tree.leaves(three.params),
+                       jax.tree.leaves(constant.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-8)
+        moved = max(moved, float(np.abs(np.asarray(z) - np.asarray(x)).max()))
+    assert moved > 1e-4, moved
+
+
+def test_readme_python_example_trains_what_the_cli_trains():
+    """The README's Python example builds the same learner as ``ctde train mappo
+    simple_spread --steps 2e6`` (its learning-rate schedule included)."""
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    with open(readme) as f:
+        (code,) = re.findall(r"## From Python\n\n```python\n(.*?)```", f.read(), re.S)
+    built = code.split("learner = trainer.init")[0]  # up to make_train: no compilation
+    scope: dict = {}
+    exec(built, scope)  # noqa: S102 - the documented example itself
+    cli, _ = runner.build(RunSpec(algo="mappo", env="simple_spread", steps=2_000_000))
+    assert scope["trainer"].config == cli.config
+    assert cli.config.anneal_lr and cli.config.total_updates == 1250
+    assert repr(scope["trainer"].env) == repr(cli.env)
+

@@ -74,7 +74,9 @@ class Config:
     actor_lr: float = 2e-3
     critic_lr: float = 2e-3
     anneal_lr: bool = True  # decay both learning rates linearly to 0 over total_updates
-    total_updates: int = 0  # set by the runner from the budget; 0: constant learning rates
+    # update() calls the learning rates decay over: needed with anneal_lr (make_train refuses
+    # 0); `ctde train` sets it from --steps (steps / steps_per_update, rounded up).
+    total_updates: int = 0
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_eps: float = 0.2  # policy ratio clip
@@ -100,6 +102,7 @@ class Config:
 
     def __post_init__(self):
         checks.at_least(self, "mappo", 1, "num_envs", "rollout_steps", "num_epochs", "num_minibatches")
+        checks.at_least(self, "mappo", 0, "total_updates")
         if self.chunk_length < 0 or self.rollout_steps % self.chunk_len:
             raise ValueError(
                 f"mappo: chunk_length ({self.chunk_length}) must divide rollout_steps "
@@ -256,6 +259,13 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             f"mappo: critic_input FP needs an env with agent-specific states (env.agent_state); "
             f"{env.name} has none: use CL, EP or AS"
         )
+    if config.anneal_lr and config.total_updates < 1:
+        # A schedule without a length would silently train a different algorithm.
+        raise ValueError(
+            "mappo: anneal_lr needs total_updates, the number of update() calls the learning "
+            "rates decay over (ctde train sets it from --steps): set "
+            "total_updates, or anneal_lr=False for constant learning rates"
+        )
     raw_env = env
     env = training_env(env)
     n = env.num_agents
@@ -349,7 +359,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         return jnp.clip(centre + half * action, space.low, space.high)
 
     def optimizer(lr):
-        if config.anneal_lr and config.total_updates > 0:
+        if config.anneal_lr:
             total = config.total_updates * config.num_epochs * config.num_minibatches
             lr = optax.linear_schedule(lr, 0.0, total)
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
