@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ctde.envs.micro.env import uniform
+from ctde.envs.micro.common import uniform
 from ctde.envs.micro.heuristic import MODES, heuristic_actions
 
 POLICIES = ("random",) + tuple(m for m in MODES if m != "stop")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ctde.envs.micro.env import (
+from ctde.envs.micro.common import (
     MOVE_NORTH,
     N_FIXED_ACTIONS,
     NOOP,

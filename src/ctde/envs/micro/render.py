@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctde.envs.micro.heuristic import heuristic_actions
 from ctde.envs.render import TEAM_COLORS, Canvas
 
 _TEAM = (TEAM_COLORS[0], TEAM_COLORS[2])
@@ -78,8 +79,6 @@ def record(env, steps: int = 40, seed: int = 0, allies: str = "random", size: in
     "focus"); the enemy is the env's built-in scripted enemy.
     """
     import jax
-
-    from ctde.envs.micro.heuristic import heuristic_actions
 
     def act(key, state):
         if allies == "random":
