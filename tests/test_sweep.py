@@ -279,3 +279,17 @@ def test_ray_retries_a_killed_worker_from_its_checkpoint(local_sweep, ray_cluste
     assert any(line.startswith(f"retry   {name}") for line in log)
     assert rows(os.path.join(out, name)) == rows(os.path.join(local_sweep, NAMES[0]))
     assert_same_params(os.path.join(out, name), os.path.join(local_sweep, NAMES[0]))
+
+
+@pytest.mark.parametrize("path", sorted(
+    os.path.join(root, name) for root in [os.path.join(os.path.dirname(__file__), "..", "configs",
+                                                       "sweeps")] for name in os.listdir(root)))
+def test_shipped_grid_files_are_valid(path):
+    trials = sweep.expand(sweep.load_grid(path))
+    sweep.validate_trials(trials)  # every trial's env and Config build
+    assert len({t.name for t in trials}) == len(trials)
+    if path.endswith("mappo_ablations.yaml"):  # 5 maps x 9 variants, one factor at a time
+        assert len(trials) == 45 and {t.spec["seeds"] for t in trials} == {5}
+        by_name = {t.name: t.spec["config"] for t in trials}
+        assert by_name["mappo-MMM-critic_AS"]["critic_input"] == "AS"
+        assert by_name["mappo-3m-baseline"]["critic_input"] == "FP"
