@@ -181,7 +181,8 @@ def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tm
 def kept(tmp_path_factory):
     """A run trained under umask 022 keeping two checkpoints of its three points."""
     out = str(tmp_path_factory.mktemp("kept") / "run")
-    done = ctde("train", "mappo", "identity", "--steps", 1000, "--log-every", 400, *TINY,
+    done = ctde("train", "mappo", "simple_spread", "--steps", 250, "--log-every", 100,
+                "--num-envs", 4, "--rollout-steps", 5, "--num-minibatches", 1,
                 "--eval-episodes", 2, "--keep-checkpoints", 2, "--checkpoint-every", 0,
                 "--no-progress", "--out", out, umask=0o022)
     assert done.returncode == 0, done.stderr
@@ -190,24 +191,24 @@ def kept(tmp_path_factory):
 
 def test_the_budget_is_overshot_by_less_than_one_update_and_the_count_is_said(kept):
     out, stdout = kept
-    # 1000 steps of 80-step updates: 13 updates (1040 steps) in points of 5, 5 and 3
-    assert "1,040 env steps per seed (13 updates of 80, logged every 400)" in stdout, stdout
-    assert [int(r["env_steps"]) for r in rows(out)] == [400, 800, 1040]
-    assert "done: 1,040 env steps" in stdout and " s from start" in stdout, stdout
+    # 250 steps of 20-step updates: 13 updates (260 steps) in points of 5, 5 and 3
+    assert "260 env steps per seed (13 updates of 20, logged every 100)" in stdout, stdout
+    assert [int(r["env_steps"]) for r in rows(out)] == [100, 200, 260]
+    assert "done: 260 env steps" in stdout and " s from start" in stdout, stdout
 
 
 def test_the_last_checkpoints_are_kept_and_eval_and_render_take_one(kept, tmp_path):
     out, _ = kept
-    assert checkpoints(out) == ["step-000000000800.msgpack", "step-000000001040.msgpack"]
-    done = ctde("eval", out, "--episodes", 2, "--checkpoint", 800)
+    assert checkpoints(out) == ["step-000000000200.msgpack", "step-000000000260.msgpack"]
+    done = ctde("eval", out, "--episodes", 2, "--checkpoint", 200)
     assert done.returncode == 0, done.stderr
-    assert "after 800 env steps" in done.stdout
+    assert "after 200 env steps" in done.stdout
     gif = str(tmp_path / "older.gif")
-    done = ctde("render", out, "--checkpoint", 800, "--out", gif)
+    done = ctde("render", out, "--checkpoint", 200, "--out", gif)
     assert done.returncode == 0 and os.path.getsize(gif) > 0, done.stderr
-    done = ctde("eval", out, "--checkpoint", 400)
+    done = ctde("eval", out, "--checkpoint", 100)
     assert done.returncode == 2
-    assert "no checkpoint after 400 env steps" in one_line(done) and "800, 1040" in one_line(done)
+    assert "no checkpoint after 100 env steps" in one_line(done) and "200, 260" in one_line(done)
 
 
 def test_run_files_get_the_users_umask(kept, tmp_path):
@@ -273,9 +274,9 @@ def test_progress_is_a_line_per_point_off_a_terminal_and_a_whole_bar_on_one(tmp_
     import termios
 
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    proc = subprocess.Popen([*CTDE, "train", "mappo", "identity", "--steps", 120_000,
-                             "--log-every", 40_000, *TINY, "--eval-episodes", 0,
-                             "--out", str(tmp_path / "tty")],
+    command = ["train", "mappo", "identity", "--steps", 120_000, "--log-every", 40_000, *TINY,
+               "--eval-episodes", 0, "--out", tmp_path / "tty"]
+    proc = subprocess.Popen([*CTDE, *map(str, command)],
                             stdin=child, stdout=child, stderr=child, close_fds=True)
     os.close(child)
     output = b""

@@ -605,11 +605,14 @@ def check_renderable(env) -> None:
     """ValueError unless ``env`` draws frames from saved states (a PettingZoo env behind
     the bridge lives on the host: a past state of it cannot be drawn again)."""
     from ctde.envs.core import MultiAgentEnv
+    from ctde.envs.external import PettingZooEnv
 
     raw = env.unwrapped
+    if isinstance(raw, PettingZooEnv):
+        raise ValueError(f"{raw.name} cannot be rendered: an env behind the PettingZoo bridge runs "
+                         "on the host, so its saved states cannot be drawn again")
     if type(raw).render is MultiAgentEnv.render:
-        raise ValueError(f"{raw.name} cannot be rendered: it draws no frames from saved states "
-                         "(environments behind the PettingZoo bridge run on the host)")
+        raise ValueError(f"{raw.name} cannot be rendered: it has no render()")
 
 
 def play(trainer, params, episodes: int, key, deterministic: bool = True) -> list:
