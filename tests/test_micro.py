@@ -478,6 +478,41 @@ def test_scripted_enemy_beats_random_and_focus_beats_nearest():
     assert 0.3 < r["nearest"]["win_rate"] < 0.7, r  # a mirror match
 
 
+# Two marines and a medivac against one marine, on the LAB map.
+DUEL = Scenario("duel", allies=(("marine", 2), ("medivac", 1)), enemies=(("marine", 1),),
+                episode_limit=50, map_size=(40.0, 40.0))
+
+
+def test_attack_move_walks_straight_at_the_enemy():
+    """Beyond scan range the attack-moving marine walks diagonally toward the ally, one env
+    step at 3.15 cells/s (8/22.4 s): 1.125 cells, 0.795 along each axis; the old script
+    steps along one axis."""
+    moved = {}
+    for policy in ("attack_move", "nearest"):
+        env = make("micro", scenario=DUEL, enemy_policy=policy, random_delay=False)
+        s = place(env, {0: (10.0, 10.0), 3: (24.0, 24.0)})
+        _, s2, *_ = jax.jit(env.step)(jax.random.PRNGKey(0), s, jnp.array([1, 0, 0]))
+        moved[policy] = np.asarray(s2.pos[3] - s.pos[3])
+    np.testing.assert_allclose(moved["attack_move"], [-0.795, -0.795], atol=2e-3)
+    assert np.min(np.abs(moved["nearest"])) < 1e-6  # axis-aligned
+
+
+def test_attack_move_keeps_its_target_and_prefers_threats():
+    env = make("micro", scenario=DUEL, enemy_policy="attack_move", random_delay=False)
+    key = jax.random.PRNGKey(0)
+    # Marine 0 within scan range (5.5, edge to edge), marine 1 and the medivac nearer.
+    s = place(env, {0: (25.0, 10.0), 1: (18.0, 10.0), 2: (20.0, 11.0), 3: (20.0, 10.0)})
+    kept = s.replace(last_actions=s.last_actions.at[3].set(6 + 0))
+    assert int(scripted_actions(env, kept, key, "attack_move")[3]) == 6 + 0  # kept
+    assert int(scripted_actions(env, kept, key, "nearest")[3]) == 6 + 2  # old: re-picks
+    # No previous target: the closest unit that can hit back, not the nearer medivac.
+    assert int(scripted_actions(env, s, key, "attack_move")[3]) == 6 + 1
+    # A target that leaves scan range is dropped.
+    far = place(env, {0: (26.5, 10.0), 1: (15.0, 10.0), 3: (20.0, 10.0)})
+    far = far.replace(last_actions=far.last_actions.at[3].set(6 + 0))
+    assert int(scripted_actions(env, far, key, "attack_move")[3]) == 6 + 1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SCENARIO_DATA))
 def test_scripted_enemy_beats_random_everywhere(name):

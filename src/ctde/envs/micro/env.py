@@ -53,6 +53,7 @@ from ctde.envs.micro.settings import get_setting
 from ctde.envs.micro.units import ATTRIBUTES, UnitType, unit_type
 
 Variant = Literal["EP", "CL", "AS", "FP"]
+ENEMY_POLICIES = ("nearest", "focus", "attack_move", "stop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +80,12 @@ class MicroConfig:
         obs_last_action: add each visible ally's last action to observations.
         state_last_action: add all agents' last actions to the global state [True].
         state_timestep: add the fraction of the episode elapsed to the global state.
-        enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy in range,
-            like SC2's attack-move), "focus" (attack the lowest health+shield in weapon
-            range) or "stop" (hold position, firing only at what is in weapon range).
+        enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy within
+            shoot range, else step along the axis toward the nearest), "focus" (attack the
+            lowest health+shield in weapon range), "attack_move" (SC2's attack-move:
+            keep a target while it lives within scan range, else acquire one there,
+            threats first and then the closest, else walk straight at the nearest enemy)
+            or "stop" (hold position, firing only at what is in weapon range).
         enemy_noise: per unit and step, probability of a uniformly random available action
             instead of the scripted one (aim noise).
         enemy_reaction: per unit and step, probability of repeating the previous action
@@ -125,10 +129,9 @@ class MicroConfig:
 
     def __post_init__(self):
         get_setting(self.setting)  # raises on an unknown name
-        if self.enemy_policy not in ("nearest", "focus", "stop"):
-            raise ValueError(
-                f"enemy_policy must be 'nearest', 'focus' or 'stop', got {self.enemy_policy!r}"
-            )
+        if self.enemy_policy not in ENEMY_POLICIES:
+            raise ValueError(f"enemy_policy must be one of {', '.join(ENEMY_POLICIES)}, "
+                             f"got {self.enemy_policy!r}")
         for name in ("enemy_noise", "enemy_reaction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -356,11 +359,17 @@ class MicroEnv(MultiAgentEnv):
         # Order rules per unit: the agents follow the setting, the scripted enemy SMAC's.
         allies = np.arange(u) < n
         self._unmasked = allies & (not st.mask_attacks)  # attack orders always available
+        if cfg.enemy_policy == "attack_move":  # its script picks targets at any distance
+            self._unmasked = self._unmasked | ~allies
         self._needs_reach = allies & (not st.chase)  # carried out only if in weapon range
         # Field of view: distances scaled by the sight range; edge to edge if the setting
         # says so (a margin of both radii, in sight-range units).
         self._view_margin = (self._pairs.radius_sum[:n] / self.sight_range
                              if st.fov_edge else None)
+        # SC2's weapon scan range (Liquipedia, "Automatic Targeting"): at least 5; ground
+        # units weapon range + 0.5 (Legacy of the Void), air units their weapon range.
+        reach_scan = np.where(t.air, t.reach, t.reach + 0.5)
+        self._scan_range = np.maximum(reach_scan, 5.0).astype(np.float32)
         # The team each unit advances toward when it sees no enemy (the paper's heuristic).
         centre = np.stack([self._start_pos[n:].mean(0), self._start_pos[:n].mean(0)])
         self._forward = centre[t.team].astype(np.float32)

@@ -10,9 +10,12 @@ import jax
 import jax.numpy as jnp
 
 from ctde.envs.micro.common import uniform
-from ctde.envs.micro.heuristic import MODES, heuristic_actions
+from ctde.envs.micro.env import ENEMY_POLICIES
+from ctde.envs.micro.heuristic import heuristic_actions
 
-POLICIES = ("random",) + tuple(m for m in MODES if m != "stop")
+# Ally policies: attack_move needs attack orders beyond the shoot range, which the agents'
+# rules do not give, so it plays the enemy only.
+POLICIES = ("random", "nearest", "focus", "coma")
 
 
 def evaluate(env, allies=POLICIES, episodes: int = 200, seed: int = 0) -> dict:
@@ -100,7 +103,7 @@ def main(argv=None) -> None:
     parser.add_argument("--scenarios", nargs="*", default=None,
                         help="default: every map the setting is defined for")
     parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--enemy", default="nearest", choices=("nearest", "focus", "stop"))
+    parser.add_argument("--enemy", default="nearest", choices=ENEMY_POLICIES)
     parser.add_argument("--setting", default="smac", choices=tuple(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1,

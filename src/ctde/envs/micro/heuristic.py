@@ -15,6 +15,13 @@ images. Per unit and step:
 Mode ``stop`` holds every unit in place (it still fires at enemies in weapon range): a
 static opponent for tests and drills.
 
+Mode ``attack_move`` (the enemy's) models SC2's attack-move as Liquipedia's "Automatic
+Targeting" describes it: a unit keeps its target until it dies or leaves the weapon's
+scan range (at least 5; ground units weapon range + 0.5), acquires a new one there (units
+that can hit back first, then the closest) and otherwise walks straight at the nearest
+enemy. It gives attack orders beyond the shoot range, so the env makes them available to
+the enemy when ``enemy_policy="attack_move"``.
+
 Mode ``coma`` is the hand-coded heuristic of the COMA paper (Foerster et al., 2018, Sec. 5:
 "run forwards into range and then focus their fire, attacking each enemy in turn until it
 dies"), played from each unit's own field of view: a unit attacks the lowest-numbered enemy
@@ -42,7 +49,7 @@ from ctde.envs.micro.common import (
     uniform,
 )
 
-MODES = ("nearest", "focus", "stop", "coma")
+MODES = ("nearest", "focus", "stop", "coma", "attack_move")
 
 
 def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: float = 0.0,
@@ -55,6 +62,8 @@ def scripted_actions(env, state: MicroState, key, mode: str = "nearest", noise: 
         return jnp.where(state.alive, STOP, NOOP).astype(jnp.int32)
     if mode == "coma":
         action = _coma_heuristic(env, state)
+    elif mode == "attack_move":
+        action = _attack_move(env, state)
     else:
         action = _scripted(env, state, mode)
     if noise > 0.0 or reaction > 0.0:
@@ -103,6 +112,37 @@ def _coma_heuristic(env, state: MicroState) -> jax.Array:
     best, can_move = _toward(state, goal_x, goal_y)
     walk = can_move & ~arrived & p.is_combat
     action = jnp.where(fire, attack, jnp.where(walk, MOVE_NORTH + best, STOP))
+    return jnp.where(state.alive, action, NOOP).astype(jnp.int32)
+
+
+def _attack_move(env, state: MicroState) -> jax.Array:
+    """SC2's attack-move for every unit ``[U]`` (Liquipedia, "Automatic Targeting"): keep
+    the target of the last step while it lives within the weapon's scan range; else take,
+    among living enemies within scan range (edge to edge), those that can hit back first,
+    then the closest; with none there, walk straight at the nearest living enemy (an
+    attack order chases in any direction). Medivacs play ``nearest``."""
+    p = env.params
+    _, dist = pairwise(state.pos)
+    sel = p.target_select  # [U, K, U]
+    live = p.can_attack & state.alive[None, :]
+    scan = live & (dist - env._pairs.radius_sum <= env._scan_range[:, None])
+    last = (state.last_actions - N_FIXED_ACTIONS)[:, None] == jnp.arange(sel.shape[1])
+    previous = row_sum(jnp.swapaxes(sel, 1, 2) * last[:, None, :].astype(jnp.float32)) > 0
+    keep = previous & scan  # [U, U] one-hot or empty
+    threat = jnp.asarray(p.can_attack).T  # threat[u, v]: v can hit u
+    tie = env._pairs.tie_break[None, :]
+    score = jnp.where(scan, dist - 1e4 * threat + tie, jnp.inf)
+    acquire = scan & (score <= jnp.min(score, 1, keepdims=True))
+    gap = jnp.where(live, dist + tie, jnp.inf)
+    nearest = live & (gap <= jnp.min(gap, 1, keepdims=True))
+    aim = jnp.where(jnp.any(keep, 1, keepdims=True), keep,
+                    jnp.where(jnp.any(scan, 1, keepdims=True), acquire, nearest))
+    hit = row_sum(sel * aim[:, None, :].astype(jnp.float32))  # [U, K]
+    k = jnp.argmax(hit, 1)
+    ok = jnp.any(aim, 1) & (jnp.take_along_axis(state.avail, (N_FIXED_ACTIONS + k)[:, None],
+                                                1)[:, 0])
+    action = jnp.where(ok, N_FIXED_ACTIONS + k, STOP)
+    action = jnp.where(p.is_healer, _scripted(env, state, "nearest"), action)
     return jnp.where(state.alive, action, NOOP).astype(jnp.int32)
 
 
