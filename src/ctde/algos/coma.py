@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import optax
 
 from ctde.algos import registry
-from ctde.algos.common import actors, checks
+from ctde.algos.common import actors, checks, networks
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import (
     RecurrentCategoricalPolicy,
@@ -304,13 +304,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     def unroll(network, params, h0, xs, firsts):
         """A recurrent network over ``xs [T, ..., N, d]`` from ``h0``, restarting where
         ``firsts [T, ...]``: (hidden states after each step, outputs), both ``[T, ...]``."""
-        def one_step(h, x_first):
-            x, first = x_first
-            h, out = network.apply(params, h, x, rows(first, x))
-            return h, (h, out)
-
-        _, (hs, outs) = jax.lax.scan(one_step, h0, (xs, firsts))
-        return hs, outs
+        return networks.unroll(network, params, h0, xs, rows(firsts, xs))
 
     def one_step_from(network, params, hs, xs):
         """Each step's successor in the same episode at once: the network one step from the
