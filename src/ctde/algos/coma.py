@@ -101,8 +101,9 @@ class Config:
     target_update_every: int = 150  # C: critic steps between target-critic resets
     epsilon_start: float = 0.5
     epsilon_finish: float = 0.02
-    # The paper anneals over 750 iterations of 30 episodes; here in env steps.
-    epsilon_anneal_steps: int = 500_000
+    # In env steps. The paper anneals "across 750 training episodes" (20-50 k steps if episodes,
+    # ~1 M if Algorithm 1's iterations of 30 episodes); PyMARL's COMA anneals over 100 k steps.
+    epsilon_anneal_steps: int = 100_000
     ent_coef: float = 0.0  # entropy bonus (not in the paper)
     hidden: tuple[int, ...] = (64,)  # actor layers before the GRU (and IAC critics')
     gru_size: int = 64
