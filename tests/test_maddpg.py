@@ -174,6 +174,87 @@ def test_gumbel_softmax_hard_sample_is_the_categorical_sample():
     np.testing.assert_allclose(g_hard, g_soft, rtol=1e-5)
 
 
+def test_conditional_gumbel_keeps_the_sample_and_the_gumbel_softmax_mean():
+    # Rao-Blackwellisation: averaged over the sampled action D, the relaxed sample under
+    # noise conditioned on D has the unconditional Gumbel-softmax mean; the largest
+    # perturbed logit is Gumbel(log Z) whatever D is (here log Z = 0: mean = Euler's gamma).
+    rows, tau = 20_000, 0.7
+    logits = jnp.broadcast_to(jnp.log(jnp.array([0.6, 0.3, 0.1])), (rows, 3))
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    one_hot = maddpg.categorical_one_hot(k[0], logits)
+    noise = maddpg.conditional_gumbel(k[1], logits, one_hot, 2)  # [rows, K=2, A]
+    perturbed = logits[:, None] + noise
+    np.testing.assert_array_equal(jnp.argmax(perturbed, -1),
+                                  jnp.broadcast_to(jnp.argmax(one_hot, -1)[:, None], (rows, 2)))
+    conditional = jax.nn.softmax(perturbed / tau, -1).mean((0, 1))
+    unconditional = maddpg.gumbel_softmax(k[2], logits, tau).mean(0)
+    np.testing.assert_allclose(conditional, unconditional, atol=0.01)
+    assert float(perturbed.max(-1).mean()) == pytest.approx(np.euler_gamma, abs=0.03)
+    np.testing.assert_allclose(one_hot.mean(0), [0.6, 0.3, 0.1], atol=0.015)
+
+
+def test_gumbel_rao_is_the_sample_forward_and_the_mean_relaxed_gradient_back():
+    logits = jnp.array([[0.5, -1.0, 0.2, 0.0]] * 3)
+    w = jnp.array([1.0, -2.0, 0.5, 3.0])
+    k_sample, k_rao = jax.random.split(jax.random.PRNGKey(1))
+    one_hot = maddpg.categorical_one_hot(k_sample, logits)
+    out = maddpg.gumbel_rao(k_rao, logits, one_hot, 0.5, 4)
+    np.testing.assert_array_equal(out, one_hot)
+    noise = maddpg.conditional_gumbel(k_rao, logits, one_hot, 4)
+
+    def slow(lg):  # the mean over the K relaxed samples, written out
+        return sum(jax.nn.softmax((lg + noise[:, j]) / 0.5, -1) @ w for j in range(4)).sum() / 4
+
+    fast = jax.grad(lambda lg: (maddpg.gumbel_rao(k_rao, lg, one_hot, 0.5, 4) @ w).sum())(logits)
+    np.testing.assert_allclose(fast, jax.grad(slow)(logits), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "logits,sampled,moved",
+    [
+        # the sampled action (2) is raised to the top logit, the others lowered to 2 - 1 or less
+        ([2.0, 1.0, 0.5], 2, [1.0, 1.0, 2.0]),
+        # the sampled action is already the top: only the runner-up within the gap moves
+        ([0.5, 2.0, 1.8], 1, [0.5, 2.0, 1.0]),
+    ],
+)
+def test_gapped_straight_through_hand_worked(logits, sampled, moved):
+    logits, w = jnp.array([logits]), jnp.array([1.0, -2.0, 3.0])
+    one_hot = jax.nn.one_hot(jnp.array([sampled]), 3)
+    out = maddpg.gapped_straight_through(logits, one_hot, 1.0, 1.0)
+    np.testing.assert_array_equal(out, one_hot)
+    p = np.exp(moved) / np.exp(moved).sum()  # d(p . w)/d logits = p * (w - p . w)
+    grad = jax.grad(lambda lg: (maddpg.gapped_straight_through(lg, one_hot, 1.0, 1.0) @ w).sum())(logits)
+    np.testing.assert_allclose(grad[0], p * (np.asarray(w) - p @ np.asarray(w)), rtol=1e-5)
+
+
+def test_annealed_temperature_hand_worked():
+    # 2.5 -> 0.5 over 500 k env steps: 1.5 halfway, 0.5 from then on
+    for steps, expected in [(0, 2.5), (250_000, 1.5), (500_000, 0.5), (2_000_000, 0.5)]:
+        assert float(maddpg.annealed_temperature(steps, 2.5, 0.5, 500_000)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("estimator", maddpg.ESTIMATORS)
+def test_critics_are_differentiated_at_one_hots_unless_relaxed(estimator):
+    # The buffer stores the one-hots of what the env executed, so the critics are fitted
+    # at one-hots: every estimator but "gs" (the original code's relaxed sample) queries
+    # them there, at a categorical sample of the policy. The default is straight-through.
+    assert maddpg.Config().gradient_estimator == "st"
+    rows = 20_000
+    logits = jnp.broadcast_to(jnp.log(jnp.array([0.5, 0.3, 0.2])), (rows, 3))
+    config = maddpg.Config(gradient_estimator=estimator)
+    action = maddpg.policy_sample(config, jax.random.PRNGKey(2), logits, 1.0)
+    one_hot = np.all((action == 0) | (action == 1)) and np.all(action.sum(-1) == 1)
+    assert one_hot == (estimator != "gs")
+    sampled = jax.nn.one_hot(jnp.argmax(action, -1), 3)  # the action itself, if one-hot
+    np.testing.assert_allclose(sampled.mean(0), [0.5, 0.3, 0.2], atol=0.015)  # a sample of pi
+    grad = jax.grad(lambda lg: maddpg.policy_sample(config, jax.random.PRNGKey(2), lg, 1.0)[:, 0].sum())(logits)
+    assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0  # and a gradient through it
+    soft = maddpg.policy_sample(maddpg.Config(gradient_estimator=estimator, soft_actions=True),
+                                jax.random.PRNGKey(2), logits, 1.0)
+    assert not np.all((soft == 0) | (soft == 1))  # soft actions: the relaxed sample they execute
+
+
 # --- the whole learner ------------------------------------------------------------------
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}  # a fraction of the compile time
@@ -232,9 +313,22 @@ def test_same_seed_same_result_and_different_seed_differs(identity_learner):
         np.testing.assert_array_equal(x, y)
 
 
-def test_learns_the_discrete_identity_task():
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # straight-through, per-tensor clipping
+        {"gradient_estimator": "grmc"},
+        pytest.param({"gradient_estimator": "tags", "temperature_anneal_steps": 1600},
+                     marks=pytest.mark.slow),
+        pytest.param({"gradient_estimator": "gst"}, marks=pytest.mark.slow),
+        pytest.param({"gradient_estimator": "gs"}, marks=pytest.mark.slow),
+        pytest.param({"grad_clip": "global"}, marks=pytest.mark.slow),
+    ],
+    ids=["default", "grmc", "tags", "gst", "gs", "global_clip"],
+)
+def test_learns_the_discrete_identity_task(settings):
     env = make("identity", num_agents=2, num_actions=4)
-    trainer, update = compiled(maddpg.make_train(maddpg.Config(**IDENTITY), env))
+    trainer, update = compiled(maddpg.make_train(maddpg.Config(**IDENTITY, **settings), env))
     state, metrics = train(trainer, update, 12, seed=0)
     sums = metrics["episode_sums"]
     assert float(sums["accuracy"] / sums["episodes"]) > 0.9  # random play: 0.25
@@ -255,6 +349,9 @@ def test_learns_the_discrete_identity_task():
         ({"actor_lr": 0.0}, "actor_lr must be > 0"),
         ({"num_envs": 0}, "num_envs must be >= 1"),
         ({"grad_clip": "layer"}, "grad_clip must be one of tensor, global"),
+        ({"gradient_estimator": "rebar"}, "gradient_estimator must be one of st, tags, grmc"),
+        ({"gumbel_rao_samples": 0}, "gumbel_rao_samples must be >= 1"),
+        ({"temperature_end": 0.0}, "temperature_end must be > 0"),
     ],
 )
 def test_invalid_config_is_rejected(bad, message):

@@ -104,7 +104,7 @@ def test_cli_splits_a_single_seeds_batches_over_the_cores(tmp_path):
         env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     if (os.cpu_count() or 1) >= 2:
-        assert "x 1 seeds on 2 devices (2 per seed, sharing its batches)" in done.stdout, done.stdout
+        assert "on 2 devices (2 per seed, sharing its batches)" in done.stdout, done.stdout
 
 
 def test_settings_after_a_config_file_are_not_taken_for_algo_or_env(tmp_path, capsys):

@@ -21,15 +21,15 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 # (scenario, continuous actions, settings); the first three also run in the default suite.
 SCENARIOS = [
-    ("simple_tag", False, {"team_algos": ("maddpg", "frozen")}),
+    ("simple_tag", False, {"team_algos": ("maddpg", "frozen"), "gradient_estimator": "gs"}),
     ("simple_world_comm", False, {"team_algos": ("maddpg", "ddpg")}),
     ("simple_push", True, {"team_algos": ("maddpg", "random"), "policy_inference": True,
                            "soft_actions": True}),
     ("simple", True, {}),
-    ("simple_adversary", False, {"team_algos": ("ddpg", "maddpg")}),
+    ("simple_adversary", False, {"team_algos": ("ddpg", "maddpg"), "gradient_estimator": "gst"}),
     ("simple_crypto", True, {"policy_inference": True}),
-    ("simple_reference", False, {}),
-    ("simple_speaker_listener", False, {"straight_through": True, "policy_inference": True}),
+    ("simple_reference", False, {"gradient_estimator": "tags"}),
+    ("simple_speaker_listener", False, {"gradient_estimator": "grmc", "policy_inference": True}),
     ("simple_spread", True, {"team_algos": ("ddpg",)}),
 ]
 RUN = [pytest.param(*s, id=s[0]) if i < 3 else pytest.param(*s, id=s[0], marks=pytest.mark.slow)

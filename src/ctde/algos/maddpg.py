@@ -16,11 +16,15 @@ iteration (Algorithm 1):
                  a_i = mu_i(o_i), the other actions from D
          targets theta_i' <- tau theta_i + (1 - tau) theta_i'
 
-Discrete actions use the Gumbel-softmax relaxation of the original MADDPG code: the
-actor outputs logits, the env gets the hard sample argmax(logits + Gumbel noise), the
-buffer stores its one-hot, and the critic's policy-gradient input is the relaxed sample
-softmax((logits + g) / temperature) (or its straight-through one-hot). Continuous
-actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise,
+Discrete actions: the actor outputs logits, the env gets the categorical sample
+argmax(logits + g), g ~ Gumbel(0, 1), and the buffer stores its one-hot, so the critics
+are fitted at one-hot actions. The target actions a'_j and the policy gradient's a_i
+are then one-hots too (the value at which the critics were fitted), and a discrete
+gradient estimator (``gradient_estimator``, the variants compared by Tilbury et al.
+2023, "Revisiting the Gumbel-Softmax in MADDPG") gives a_i a gradient: straight-through
+Gumbel-softmax (default), with an annealed temperature, Gumbel-Rao Monte Carlo, or the
+gapped straight-through estimator; or ``"gs"``, the original code's relaxed sample
+softmax((logits + g) / temperature) for both. Continuous actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise,
 or, with ``soft_actions``, are the relaxed sample itself: what the original code fed
 MPE, which reads the vector as forces (MPE's continuous action mode).
 
@@ -65,6 +69,18 @@ CAPABILITIES = {
 
 TEAM_ALGOS = ("maddpg", "ddpg", "random", "frozen")
 
+#: Discrete gradient estimators (Tilbury et al. 2023). All but "gs" put the one-hot of the
+#: categorical sample forward, where the critics were fitted, and differ in the gradient:
+#:   st    straight-through Gumbel-softmax: the relaxed sample's gradient
+#:   tags  st with the temperature annealed linearly (temperature_start -> temperature_end)
+#:   grmc  Gumbel-Rao Monte Carlo: the mean gradient of K relaxed samples conditioned on
+#:         the sampled action (Paulus et al. 2021; lower variance)
+#:   gst   gapped straight-through: the gradient of a deterministic softmax whose logits
+#:         are moved so the sampled action leads by a gap (Fan et al. 2022; no relaxation noise)
+#:   gs    the relaxed sample itself forward and back (the original code; its critics are
+#:         then evaluated off the one-hots they are fitted on)
+ESTIMATORS = ("st", "tags", "grmc", "gst", "gs")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -90,8 +106,13 @@ class Config:
     #                            code); "global": the norm of each agent's whole gradient
     actor_reg: float = 1e-3  # penalty on the actor's squared pre-activations (original code)
     exploration_std: float = 0.1  # continuous: Gaussian noise std on actions in [-1, 1]
-    gumbel_temperature: float = 1.0  # discrete: relaxation temperature
-    straight_through: bool = False  # discrete: hard one-hot forward, relaxed gradient
+    gradient_estimator: str = "st"  # discrete: one of ESTIMATORS (docs/algorithms.md)
+    gumbel_temperature: float = 1.0  # discrete: relaxation temperature (all but "tags")
+    temperature_start: float = 2.5  # "tags": the temperature at the start of training,
+    temperature_end: float = 0.5  # annealed linearly to this one (Tilbury et al.'s MPE setting)
+    temperature_anneal_steps: int = 500_000  # "tags": over this many env steps
+    gumbel_rao_samples: int = 5  # "grmc": K conditional Gumbel draws averaged in the gradient
+    gst_gap: float = 1.0  # "gst": the gap kept between the chosen logit and the others
     soft_actions: bool = False  # continuous: act with the Gumbel-softmax sample itself
     #                             (the original code on MPE); its noise is the exploration
     policy_inference: bool = False  # Sec. 4.2: targets use learned approximations mu_hat
@@ -120,6 +141,9 @@ class Config:
                 f"maddpg: the replay buffer (buffer_size {self.buffer_size}) cannot hold one "
                 f"iteration's num_envs * rollout_steps = {self.steps_per_update} transitions"
             )
+        checks.one_of(self, "maddpg", "gradient_estimator", ESTIMATORS)
+        checks.at_least(self, "maddpg", 1, "temperature_anneal_steps", "gumbel_rao_samples")
+        checks.positive(self, "maddpg", "temperature_start", "temperature_end", "gst_gap")
         checks.positive(self, "maddpg", "actor_lr", "critic_lr", "inference_lr", "gumbel_temperature",
                         "max_grad_norm")
         checks.at_least(self, "maddpg", 0, "actor_reg", "exploration_std", "inference_entropy")
@@ -246,17 +270,86 @@ def soft_update(target, online, tau):
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 
-def gumbel_softmax(key, logits, temperature, hard=False, gumbel=prng.gumbel):
+def gumbel_softmax(key, logits, temperature, hard=False, part=None):
     """The Gumbel-softmax (concrete) relaxation of a categorical sample (Jang et al. 2017;
     Maddison et al. 2017): softmax((logits + g) / temperature), g ~ Gumbel(0, 1).
     ``hard``: the one-hot of its argmax in the forward pass, the relaxed gradient in the
-    backward pass (straight-through). ``gumbel(key, shape)`` draws g. Shape ``[..., A]``."""
-    g = gumbel(key, logits.shape)
+    backward pass (straight-through). ``part`` as in ``prng.gumbel`` (this device's rows
+    of a batch split over devices). Shape ``[..., A]``."""
+    g = prng.gumbel(key, logits.shape, part)
     soft = jax.nn.softmax((logits + g) / temperature, axis=-1)
     if not hard:
         return soft
     one_hot = jax.nn.one_hot(jnp.argmax(soft, axis=-1), logits.shape[-1], dtype=soft.dtype)
     return soft + jax.lax.stop_gradient(one_hot - soft)
+
+
+def categorical_one_hot(key, logits, part=None):
+    """The one-hot of a categorical sample, argmax(logits + g), g ~ Gumbel(0, 1): the same
+    draw as ``gumbel_softmax(key, ...)``'s argmax. ``part`` as in ``prng.gumbel``."""
+    sample = jnp.argmax(logits + prng.gumbel(key, logits.shape, part), axis=-1)
+    return jax.nn.one_hot(sample, logits.shape[-1], dtype=logits.dtype)
+
+
+def conditional_gumbel(key, logits, one_hot, samples, part=None):
+    """K draws of Gumbel noise g_k ``[..., K, A]`` conditioned on argmax(logits + g_k) being
+    the sampled action ``one_hot`` (Paulus et al. 2021, "Rao-Blackwellizing the
+    Straight-Through Gumbel-Softmax Gradient Estimator"). Given the argmax D, the largest
+    perturbed logit is Gumbel(log Z), Z = sum exp(logits): z_D = log Z - log E_D; each
+    other z_j is Gumbel(logits_j) truncated below it: z_j = -log(exp(-z_D) + exp(-logits_j) E_j),
+    E ~ Exp(1). Returns g_k = z - logits, held constant (no gradient)."""
+    logits = jax.lax.stop_gradient(logits)[..., None, :]
+    d = one_hot[..., None, :]
+    shape = (*one_hot.shape[:-1], samples, one_hot.shape[-1])
+    tiny = np.finfo(np.float32).tiny
+    log_e = jnp.log(-jnp.log(prng.uniform(key, shape, tiny, 1.0, part)))  # log E, E ~ Exp(1)
+    top = jax.nn.logsumexp(logits, axis=-1, keepdims=True) - jnp.sum(d * log_e, -1, keepdims=True)
+    z = jnp.where(d > 0, top, -jnp.logaddexp(-top, log_e - logits))
+    return z - logits
+
+
+def gumbel_rao(key, logits, one_hot, temperature, samples, part=None):
+    """Gumbel-Rao Monte Carlo: the sampled action ``one_hot`` forward; backward, the mean
+    gradient of K relaxed samples softmax((logits + g_k) / temperature) with g_k drawn
+    conditioned on that action (``conditional_gumbel``). Its expected gradient is
+    straight-through's, with lower variance. Shape ``[..., A]``."""
+    noise = conditional_gumbel(key, logits, one_hot, samples, part)
+    relaxed = jax.nn.softmax((logits[..., None, :] + noise) / temperature, axis=-1).mean(-2)
+    return relaxed + jax.lax.stop_gradient(one_hot - relaxed)
+
+
+def gapped_straight_through(logits, one_hot, temperature, gap):
+    """The gapped straight-through estimator (Fan et al. 2022, "Training Discrete Deep
+    Generative Models via Gapped Straight-Through Estimator"): the sampled action
+    ``one_hot`` forward; backward, the gradient of softmax((logits + m) / temperature), a
+    deterministic stand-in for the relaxed sample: the constant m raises the sampled
+    action's logit to the largest logit and lowers each other logit to at least ``gap``
+    below it. Shape ``[..., A]``."""
+    lg = jax.lax.stop_gradient(logits)
+    top = jnp.max(lg, axis=-1, keepdims=True)
+    chosen = jnp.sum(one_hot * lg, axis=-1, keepdims=True)
+    m = one_hot * (top - chosen) - (1 - one_hot) * jax.nn.relu(lg + gap - top)
+    relaxed = jax.nn.softmax((logits + m) / temperature, axis=-1)
+    return relaxed + jax.lax.stop_gradient(one_hot - relaxed)
+
+
+def annealed_temperature(env_steps, start, end, steps):
+    """Linear annealing: ``start`` at 0 env steps, ``end`` from ``steps`` on."""
+    return start + (end - start) * jnp.minimum(env_steps / steps, 1.0)
+
+
+def policy_sample(config: Config, key, logits, temperature, part=None):
+    """The action a ~ pi(logits) that agent i's critic is differentiated at, with
+    ``config.gradient_estimator``'s gradient (``ESTIMATORS``); ``soft_actions`` always
+    gets the relaxed sample, which is what their env executes. Shape ``[S, ..., A]``."""
+    estimator = "gs" if config.soft_actions else config.gradient_estimator
+    if estimator in ("st", "tags", "gs"):
+        return gumbel_softmax(key, logits, temperature, estimator != "gs", part)
+    k_sample, k_rao = prng.split(key)
+    one_hot = categorical_one_hot(k_sample, logits, part)
+    if estimator == "grmc":
+        return gumbel_rao(k_rao, logits, one_hot, temperature, config.gumbel_rao_samples, part)
+    return gapped_straight_through(logits, one_hot, temperature, config.gst_gap)
 
 
 def joint_with_own_action(own, others):
@@ -367,6 +460,7 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         raise ValueError(f"maddpg: soft_actions needs continuous actions; {env.name} has discrete "
                          "ones (try --env.continuous_actions true)")
     relaxed = discrete or config.soft_actions  # actions are (relaxed) one-hots
+    estimator = config.gradient_estimator
 
     def squash(pre):  # a continuous head -> an action the critics see
         return jax.nn.softmax(pre, axis=-1) if config.soft_actions else jnp.tanh(pre)
@@ -397,19 +491,29 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
             return None
         return jax.lax.axis_index(batch_axis), jax.lax.axis_size(batch_axis)
 
-    def batch_gumbel(key, shape):
-        """Gumbel noise for this device's rows of a batch: the numbers a single device
-        draws for those rows of the whole batch."""
-        return prng.gumbel(key, shape, batch_part())
+    def policy_action(pre, avail, key, temperature):
+        """The differentiable action a_i the critics see for a batch ``[S, ...]`` (noise
+        drawn for this device's rows of the batch, as a single device draws them):
+        discrete, a sample of the masked logits with the configured estimator's gradient;
+        soft actions, the relaxed sample their env executes; else tanh of the head."""
+        if not relaxed:
+            return jnp.tanh(pre)
+        return policy_sample(config, key, dist.masked_logits(pre, avail), temperature,
+                                      batch_part())
 
-    def policy_action(pre, avail, key):
-        """The differentiable action the critics see for a batch ``[S, ...]``: the
-        Gumbel-softmax sample of the masked logits, or tanh of the continuous head."""
-        if relaxed:
-            logits = dist.masked_logits(pre, avail)
-            return gumbel_softmax(key, logits, config.gumbel_temperature, config.straight_through,
-                                  batch_gumbel)
-        return jnp.tanh(pre)
+    def target_policy_action(pre, avail, key):
+        """a'_j = mu_j'(o'_j) for the targets, which need no gradient: the one-hot of a
+        categorical sample (discrete, as the buffer's actions), or ``policy_action``."""
+        if discrete and estimator != "gs":
+            return categorical_one_hot(key, dist.masked_logits(pre, avail), batch_part())
+        return policy_action(pre, avail, key, config.gumbel_temperature)
+
+    def temperature_at(env_steps):
+        """The relaxation temperature after ``env_steps`` (annealed for "tags")."""
+        if discrete and estimator == "tags":
+            return annealed_temperature(env_steps, config.temperature_start, config.temperature_end,
+                                        config.temperature_anneal_steps)
+        return jnp.float32(config.gumbel_temperature)
 
     def behaviour(actor_params, obs, avail, key, explore, use_random):
         """Actions for ``obs [..., N, d]``: (buffer action [..., N, A], env action).
@@ -518,12 +622,12 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         for every critic ``[S, N, A]``, or with inference agent i's approximations
         mu_hat_i^j'(o'_j) of the others ``[S, N(i), N(j), A]``."""
         k_own, k_approx = prng.split(key)
-        own = policy_action(actor_out(target.actor, batch.next_obs), batch.next_avail, k_own)
+        own = target_policy_action(actor_out(target.actor, batch.next_obs), batch.next_avail, k_own)
         if not config.policy_inference:
             return own
         out = approx_out(target.approx, batch.next_obs)
         if discrete:
-            inferred = policy_action(out, batch.next_avail[:, None], k_approx)
+            inferred = target_policy_action(out, batch.next_avail[:, None], k_approx)
         else:
             inferred = squash(out[0])  # the approximation's mean action
         return joint_with_own_action(own, inferred)  # agent i uses its own mu_i' for itself
@@ -537,7 +641,7 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         new_params = optax.apply_updates(params, updates)
         return select(mask, new_params, params), select(mask, new_opt, opt)
 
-    def gradient_step(carry, inputs):
+    def gradient_step(carry, inputs, temperature):
         params, target, opt = carry
         batch, key = inputs  # S transitions from D
         k_target, k_actor = prng.split(key)
@@ -585,7 +689,7 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         # the other agents' actions from the buffer.
         def total_actor_loss(p):
             pre = actor_out(p, batch.obs)  # [S, N, A]
-            a_pi = policy_action(pre, batch.avail, k_actor)
+            a_pi = policy_action(pre, batch.avail, k_actor, temperature)
             objective = policy_objective(critic_values(critic_params, batch.obs, batch.action, a_pi))
             penalty = jnp.mean(pre**2, axis=(0, 2))  # [N]
             return jnp.sum(-objective + config.actor_reg * penalty), objective
@@ -625,8 +729,10 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         batches = replay.sample(buffer, k_sample, (config.gradient_steps, config.batch_size),
                                 batch_part())
         carry = (ls.params, ls.target, ls.opt)
+        temperature = temperature_at(env_steps)
         learned, stats = jax.lax.scan(
-            gradient_step, carry, (batches, prng.split(k_learn, config.gradient_steps))
+            lambda c, x: gradient_step(c, x, temperature), carry,
+            (batches, prng.split(k_learn, config.gradient_steps)),
         )
         # Learning starts once the warm-up has filled the buffer with a batch or more.
         ready = env_steps >= max(config.warmup_steps, config.batch_size)
