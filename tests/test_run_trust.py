@@ -203,9 +203,14 @@ def test_the_last_checkpoints_are_kept_and_eval_and_render_take_one(kept, tmp_pa
     done = ctde("eval", out, "--episodes", 2, "--checkpoint", 200)
     assert done.returncode == 0, done.stderr
     assert "after 200 env steps" in done.stdout
-    gif = str(tmp_path / "older.gif")
-    done = ctde("render", out, "--checkpoint", 200, "--out", gif)
-    assert done.returncode == 0 and os.path.getsize(gif) > 0, done.stderr
+    mp4 = str(tmp_path / "older.mp4")  # MP4, as the help offers
+    done = ctde("render", out, "--checkpoint", 200, "--out", mp4)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    import imageio.v3 as iio
+
+    frames = iio.imread(mp4)
+    assert frames.shape[1:] == (400, 400, 3) and len(frames) == 26 and frames.std() > 5
     done = ctde("eval", out, "--checkpoint", 100)
     assert done.returncode == 2
     assert "no checkpoint after 100 env steps" in one_line(done) and "200, 260" in one_line(done)
@@ -306,3 +311,18 @@ def test_competitive_env_with_a_shared_policy_says_so_and_reports_each_team(tmp_
     assert "return_mean " in summary and "(adversary " in summary and ", good " in summary, summary
     if (os.cpu_count() or 1) == 2:
         assert "3 seeds do not split evenly over 2 cores, so they ran on 1; 2 or 4 seeds" in summary
+
+
+def test_a_run_with_its_own_scenario_file_is_self_contained(tmp_path):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "duel.yaml").write_text("allies: {marine: 2}\nenemies: {marine: 2}\nepisode_limit: 10\n")
+    done = ctde("train", "mappo", "micro", "--env.scenario", "duel.yaml", "--steps", 40,
+                "--log-every", 20, "--num-envs", 2, "--rollout-steps", 10, "--num-minibatches", 1,
+                "--eval-episodes", 1, "--no-progress", "--out", "run", cwd=work)
+    assert done.returncode == 0, done.stderr
+    os.unlink(work / "duel.yaml")  # the run folder holds its own copy
+    done = ctde("eval", work / "run", "--episodes", 1, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert "after 40 env steps" in done.stdout

@@ -99,6 +99,9 @@ def cmd_train(args, extra: list[str]) -> int:
         base = load_yaml(args.config)
         if not isinstance(base, dict):
             raise ValueError(f"{args.config} must hold a YAML mapping")
+        from ctde.run.spec import resolve_files
+
+        base = resolve_files(base, os.path.dirname(os.path.abspath(args.config)))
         base.pop("versions", None)
     base.update({k: v for k, v in (("algo", args.algo), ("env", args.env)) if v})
     if not base.get("algo") or not base.get("env"):

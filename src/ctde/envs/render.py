@@ -113,6 +113,12 @@ def save_animation(frames: Sequence[np.ndarray], path: str, fps: int = 10) -> st
     if ext == ".gif":
         iio.imwrite(tmp, stack, duration=1000 / fps, loop=0)
     else:
-        iio.imwrite(tmp, stack, fps=fps)
+        import warnings
+
+        with warnings.catch_warnings():
+            # imageio-ffmpeg starts its ffmpeg binary in a child process, which executes
+            # it at once: JAX's warning about forking a multithreaded process does not apply
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+            iio.imwrite(tmp, stack, fps=fps, plugin="FFMPEG", macro_block_size=1)
     os.replace(tmp, path)
     return path

@@ -225,8 +225,27 @@ def _fmt(v):
     return v
 
 
+#: Env parameters that may name a file the run needs (a micro scenario of one's own).
+FILE_PARAMS = ("scenario",)
+
+
+def self_contained(out: str, spec: RunSpec) -> RunSpec:
+    """Copy each file an env parameter names into ``out/files/`` and point the spec at the
+    copy (relative to the run folder), so the run folder alone repeats and loads the run."""
+    params = dict(spec.env_params)
+    for name in FILE_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str) and os.path.isfile(value):
+            with open(value, "rb") as f:
+                # the same base name: a scenario's default name is its file's
+                copy = os.path.join("files", os.path.basename(value))
+                checkpoint.atomic_write(os.path.join(out, copy), f.read())
+            params[name] = copy
+    return dataclasses.replace(spec, env_params=params)
+
+
 def write_config(out: str, spec: RunSpec, trainer) -> None:
-    data = spec.to_dict()
+    data = self_contained(out, spec).to_dict()
     data["config"] = {k: _yaml_value(v) for k, v in dataclasses.asdict(trainer.config).items()}
     data["versions"] = {"ctde": __version__, "jax": jax.__version__}
     checkpoint.atomic_write(os.path.join(out, "config.yaml"), yaml.safe_dump(data, sort_keys=False))

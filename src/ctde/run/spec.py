@@ -172,7 +172,22 @@ def read_spec(run_dir: str) -> RunSpec:
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
         raise ValueError(f"{run_dir} is not a run folder (no config.yaml)")
-    return spec_from_dict(load_yaml(path))
+    return spec_from_dict(resolve_files(load_yaml(path), run_dir))
+
+
+def resolve_files(data: dict, folder: str) -> dict:
+    """A config's env parameters that name a file relative to the config's ``folder``
+    (a run folder's ``files/``, a scenario beside a YAML config) made absolute."""
+    params = data.get("env_params") if isinstance(data, dict) else None
+    if not isinstance(params, dict):
+        return data
+    params = dict(params)
+    for name in ("scenario",):  # runner.FILE_PARAMS (runner imports JAX; this must not)
+        value = params.get(name)
+        if isinstance(value, str) and not os.path.isabs(value) \
+                and os.path.isfile(os.path.join(folder, value)):
+            params[name] = os.path.abspath(os.path.join(folder, value))
+    return {**data, "env_params": params}
 
 
 def load_yaml(path) -> dict:
