@@ -106,8 +106,9 @@ def _coma_heuristic(env, state: MicroState) -> jax.Array:
     can_order = jnp.take_along_axis(state.avail, attack[:, None], 1)[:, 0]
     fire = has_foe & in_reach & can_order
     # Walk toward the chosen enemy, or forward to the other team's start with none in view.
-    goal_x = jnp.where(has_foe, -row_sum(first * diff[..., 0]), env._forward[:, 0] - state.pos[:, 0])
-    goal_y = jnp.where(has_foe, -row_sum(first * diff[..., 1]), env._forward[:, 1] - state.pos[:, 1])
+    ahead = env._forward - state.pos  # [U, 2]
+    goal_x = jnp.where(has_foe, -row_sum(first * diff[..., 0]), ahead[:, 0])
+    goal_y = jnp.where(has_foe, -row_sum(first * diff[..., 1]), ahead[:, 1])
     arrived = ~has_foe & (goal_x ** 2 + goal_y ** 2 < 1.0)
     best, can_move = _toward(state, goal_x, goal_y)
     walk = can_move & ~arrived & p.is_combat

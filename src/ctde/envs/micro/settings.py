@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ctde.envs.micro.units import BW_UNITS, UNITS, UnitType
+from ctde.envs.micro.units import (
+    BW_FRAMES_PER_SECOND,
+    BW_UNITS,
+    LOOPS_PER_SECOND,
+    UNITS,
+    UnitType,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +76,8 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
         Setting(
-            "smac", UNITS, maps=None, frames_per_second=22.4, step_mul=8, sight_range=9.0,
-            fov_edge=False,
+            "smac", UNITS, maps=None, frames_per_second=LOOPS_PER_SECOND, step_mul=8,
+            sight_range=9.0, fov_edge=False,
             obs_enemy=("attackable", "distance", "dx", "dy", "health", "shield", "type"),
             obs_ally=("visible", "distance", "dx", "dy", "health", "shield", "type",
                       "last_action"),
@@ -89,8 +95,9 @@ SETTINGS: dict[str, Setting] = {
         # Reward: damage dealt minus half the damage taken, +10 per kill, 200 + the team's
         # remaining health on a win; unnormalised. Frame skip 7 (appendix B).
         Setting(
-            "coma", BW_UNITS, maps=("3m", "5m", "5w", "2d_3z"), frames_per_second=23.81,
-            step_mul=7, sight_range=None, fov_edge=True,
+            "coma", BW_UNITS, maps=("3m", "5m", "5w", "2d_3z"),
+            frames_per_second=BW_FRAMES_PER_SECOND, step_mul=7, sight_range=None,
+            fov_edge=True,
             obs_enemy=("distance", "dx", "dy", "shield", "type"),
             obs_ally=("distance", "dx", "dy", "shield", "type", "last_action"),
             obs_own=("shield", "type"), obs_move=False,

@@ -23,6 +23,8 @@ ATTRIBUTES: tuple[str, ...] = ("light", "armored", "biological", "mechanical", "
 
 #: Game loops per real second at the "Faster" speed; SMAC's step_mul counts these.
 LOOPS_PER_SECOND = 22.4
+#: Brood War frames per real second at "Fastest" (42 ms a frame, Liquipedia "Game Speed").
+BW_FRAMES_PER_SECOND = 23.81
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,7 @@ class UnitType:
 # "Faster" runs 1.4 game seconds per real second. SC2 adds a random delay of -0.0625 to
 # +0.125 game seconds to every attack; Brood War -1 to +2 frames.
 _SC2_DELAY = (-0.0625 / 1.4, 0.125 / 1.4)
-_BW_FPS = 23.81
+_BW_FPS = BW_FRAMES_PER_SECOND
 _BW_DELAY = (-1 / _BW_FPS, 2 / _BW_FPS)
 # Protoss plasma shields in SC2: regenerate 2 points per game second after 10 game seconds
 # without damage. Brood War shields regenerate 7/256 points every frame, with no delay.
