@@ -334,7 +334,8 @@ def trial_devices(trial: Trial, cores: int) -> int:
 
 class LocalBackend:
     """Each trial in a child process of this machine, ``parallel`` at once. A child
-    dies with the driver (Linux: PR_SET_PDEATHSIG), so a re-run never meets an orphan."""
+    dies with the driver (Linux: PR_SET_PDEATHSIG), so a re-run never meets an orphan
+    (and a worker's run lock would refuse a second one)."""
 
     def __init__(self, parallel: int = 1, cores: int | None = None):
         self.parallel = max(1, parallel)
@@ -350,8 +351,8 @@ class LocalBackend:
     def submit(self, trial: Trial, out: str) -> None:
         env = dict(os.environ, **jax_env(trial_devices(trial, self.cores), self.parallel > 1))
         log = open(os.path.join(out, "trial.log"), "a")  # noqa: SIM115 (the child holds it)
-        proc = subprocess.Popen([sys.executable, "-m", "ctde.run.sweep", out], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen([sys.executable, "-m", "ctde.run.sweep", out, str(os.getpid())],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.running[trial.name] = (trial, proc)
 
@@ -382,13 +383,17 @@ def _exit_reason(code: int) -> str:
     return f"worker exited with status {code}"
 
 
-def _die_with_parent() -> None:
+def _die_with(parent: int) -> bool:
+    """Ask the kernel to kill this process when its parent dies (Linux PR_SET_PDEATHSIG),
+    set in the child itself (no fork-time hook in a driver that runs JAX's threads).
+    False if the parent is gone already."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: a killed driver may leave a child running
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: a killed driver may leave a child running
         pass
+    return os.getppid() == parent
 
 
 def _ray_trial(out: str) -> dict:
@@ -411,7 +416,8 @@ class RayBackend:
         self.cpus, self.gpus = max(1, int(cpus)), float(gpus)
         self.started_here = False
         if not ray.is_initialized():
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+            # no address: a new local cluster, even where `ray start` left one running
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
             self.started_here = True
         self.task = ray.remote(max_calls=1)(_ray_trial)  # a fresh worker per trial
@@ -640,8 +646,10 @@ def cmd_sweep(args, extra) -> int:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """``python -m ctde.run.sweep TRIAL_DIR``: the local backend's child process."""
-    (out,) = argv
+    """``python -m ctde.run.sweep TRIAL_DIR DRIVER_PID``: the local backend's child process."""
+    out, parent = argv
+    if not _die_with(int(parent)):
+        return 1
     try:
         run_trial(out)
     except KeyboardInterrupt:
