@@ -248,7 +248,10 @@ def test_critics_are_differentiated_at_one_hots_unless_relaxed(estimator):
     assert one_hot == (estimator != "gs")
     sampled = jax.nn.one_hot(jnp.argmax(action, -1), 3)  # the action itself, if one-hot
     np.testing.assert_allclose(sampled.mean(0), [0.5, 0.3, 0.2], atol=0.015)  # a sample of pi
-    grad = jax.grad(lambda lg: maddpg.policy_sample(config, jax.random.PRNGKey(2), lg, 1.0)[:, 0].sum())(logits)
+    def first_action(lg):
+        return maddpg.policy_sample(config, jax.random.PRNGKey(2), lg, 1.0)[:, 0].sum()
+
+    grad = jax.grad(first_action)(logits)
     assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0  # and a gradient through it
     soft = maddpg.policy_sample(maddpg.Config(gradient_estimator=estimator, soft_actions=True),
                                 jax.random.PRNGKey(2), logits, 1.0)

@@ -24,9 +24,10 @@ gradient estimator (``gradient_estimator``, the variants compared by Tilbury et 
 2023, "Revisiting the Gumbel-Softmax in MADDPG") gives a_i a gradient: straight-through
 Gumbel-softmax (default), with an annealed temperature, Gumbel-Rao Monte Carlo, or the
 gapped straight-through estimator; or ``"gs"``, the original code's relaxed sample
-softmax((logits + g) / temperature) for both. Continuous actions are tanh-squashed into [-1, 1] (mapped onto the env's box) with Gaussian noise,
-or, with ``soft_actions``, are the relaxed sample itself: what the original code fed
-MPE, which reads the vector as forces (MPE's continuous action mode).
+softmax((logits + g) / temperature) for both. Continuous actions are tanh-squashed into
+[-1, 1] (mapped onto the env's box) with Gaussian noise, or, with ``soft_actions``, are
+the relaxed sample itself: what the original code fed MPE, which reads the vector as
+forces (MPE's continuous action mode).
 
 Variants, all settings of ``Config``:
 - policy inference (Sec. 4.2): agent i fits approximations mu_hat_i^j of the others'
@@ -498,8 +499,7 @@ def make_train(config: Config, env: MultiAgentEnv, batch_axis: str | None = None
         soft actions, the relaxed sample their env executes; else tanh of the head."""
         if not relaxed:
             return jnp.tanh(pre)
-        return policy_sample(config, key, dist.masked_logits(pre, avail), temperature,
-                                      batch_part())
+        return policy_sample(config, key, dist.masked_logits(pre, avail), temperature, batch_part())
 
     def target_policy_action(pre, avail, key):
         """a'_j = mu_j'(o'_j) for the targets, which need no gradient: the one-hot of a
