@@ -143,7 +143,7 @@ def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path,
 
     copy = str(tmp_path / "copy")
     shutil.copytree(run_dir, copy)
-    (path,) = glob.glob(os.path.join(copy, "checkpoints", "step-*.msgpack"))[-1:]
+    older, path = sorted(glob.glob(os.path.join(copy, "checkpoints", "step-*.msgpack")))[-2:]
     with open(path, "r+b") as f:
         f.seek(100)
         f.write(b"\x00garbage\xff" * 8)
@@ -154,6 +154,10 @@ def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path,
     assert "is corrupted" in err
     for name, data in before.items():
         assert open(os.path.join(copy, name), "rb").read() == data
+    # the checkpoint before it is a second copy: carry on from there, to the same end
+    assert older.endswith("step-000000000400.msgpack")
+    assert main(["train", "--resume", copy, "--checkpoint", "400", "--no-progress"]) == 0
+    assert without_timing(rows(copy)) == without_timing(rows(run_dir))
 
 
 def test_refuses_to_overwrite_an_existing_run(run_dir, capsys):
