@@ -61,10 +61,12 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
-    """The grid run once, uninterrupted, by the local backend through the CLI."""
+    """The grid run once, uninterrupted, by the local backend through the CLI: both
+    trials at once, one core (one JAX device) each."""
     tmp = tmp_path_factory.mktemp("sweep")
     out = str(tmp / "out")
-    assert main(["sweep", write_grid(tmp / "grid.yaml", GRID), "--out", out, "--no-progress"]) == 0
+    assert main(["sweep", write_grid(tmp / "grid.yaml", GRID), "--out", out, "--parallel", "2",
+                 "--no-progress"]) == 0
     return out
 
 
@@ -138,9 +140,12 @@ def test_trials_are_ordinary_run_folders(local_sweep, capsys):
         table = rows(run_dir)
         assert len(table) == 2 * 20  # 2 seeds x 20 logging points, each once
         assert len({(r["seed"], r["env_steps"]) for r in table}) == len(table)
-        assert json.load(open(os.path.join(run_dir, "done.json")))["env_steps"] == 8000
+        done = json.load(open(os.path.join(run_dir, "done.json")))
+        assert done["env_steps"] == 8000 and done["devices"] == 1  # 2 cores shared by 2 trials
         spec = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))
         assert spec["config"]["num_epochs"] == int(name[-1]) and spec["seeds"] == 2
+    first, second = (json.load(open(os.path.join(local_sweep, n, "done.json"))) for n in NAMES)
+    assert first["started"] < second["finished"] and second["started"] < first["finished"]  # at once
     capsys.readouterr()
     assert main(["eval", os.path.join(local_sweep, NAMES[0]), "--episodes", "2"]) == 0
     assert "deterministic policy" in capsys.readouterr().out
@@ -156,6 +161,34 @@ def test_a_finished_sweep_reruns_nothing(local_sweep, capsys):
     assert "2 trials" in (out := capsys.readouterr().out) and "(2 already done)" in out
     after = {n: os.stat(os.path.join(local_sweep, n, "metrics.csv")).st_mtime_ns for n in NAMES}
     assert before == after
+
+
+def test_live_table_shows_state_progress_and_eta(local_sweep):
+    from rich.console import Console
+
+    trials = sweep.expand(GRID)
+    facts = {t.name: {"total_steps": 16000, "seeds": 2} for t in trials}  # as if half done
+    console = Console(record=True, width=120)
+    console.print(sweep.status_table(trials, facts, local_sweep,
+                                     {NAMES[0]: "running (retry 1)", NAMES[1]: "done"}))
+    text = console.export_text()
+    sps = float(rows_with_timing(os.path.join(local_sweep, NAMES[0]))[-1]["steps_per_s"])
+    eta = sweep._duration(8000 * 2 / sps)  # steps left x seeds / steps per second
+    first = next(line for line in text.splitlines() if NAMES[0] in line)
+    assert "running (retry 1)" in first and "8,000/16,000" in first and eta in first
+    second = next(line for line in text.splitlines() if NAMES[1] in line)
+    assert "done" in second and "16,000/16,000" in second
+
+
+def rows_with_timing(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_parallel_is_for_local_runs(tmp_path, capsys):
+    grid = write_grid(tmp_path / "grid.yaml", GRID)
+    assert main(["sweep", grid, "--out", str(tmp_path / "o"), "--ray", "--parallel", "2"]) == 2
+    assert "--parallel is for local runs" in capsys.readouterr().err
 
 
 def test_a_different_grid_in_the_same_folder_is_refused(local_sweep, tmp_path, capsys):
@@ -253,7 +286,8 @@ def test_a_killed_driver_rerun_finishes_the_same_sweep(local_sweep, tmp_path):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -281,9 +315,11 @@ def test_ray_retries_a_killed_worker_from_its_checkpoint(local_sweep, ray_cluste
     assert_same_params(os.path.join(out, name), os.path.join(local_sweep, NAMES[0]))
 
 
-@pytest.mark.parametrize("path", sorted(
-    os.path.join(root, name) for root in [os.path.join(os.path.dirname(__file__), "..", "configs",
-                                                       "sweeps")] for name in os.listdir(root)))
+SWEEPS = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps")
+
+
+@pytest.mark.parametrize("path", sorted(os.path.join(SWEEPS, n) for n in os.listdir(SWEEPS)),
+                         ids=os.path.basename)
 def test_shipped_grid_files_are_valid(path):
     trials = sweep.expand(sweep.load_grid(path))
     sweep.validate_trials(trials)  # every trial's env and Config build

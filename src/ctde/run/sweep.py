@@ -270,6 +270,7 @@ def trial_state(out: str) -> str:
 def run_trial(out: str) -> dict:
     """Run (or carry on) the trial in folder ``out``: its ``trial.yaml`` says what.
     Called in the worker process; JAX's flags must be set before this imports it."""
+    started = time.time()
     os.makedirs(out, exist_ok=True)
     lock = open(os.path.join(out, ".lock"), "w")  # noqa: SIM115 (held until the process ends)
     try:
@@ -290,7 +291,7 @@ def run_trial(out: str) -> dict:
     if not summary["finished"]:
         raise RuntimeError(f"{out}: the run stopped before its budget")
     done = {k: summary[k] for k in ("env_steps", "wall_s", "compile_s", "devices")}
-    done["host"] = socket.gethostname()
+    done.update(host=socket.gethostname(), started=round(started, 3), finished=round(time.time(), 3))
     checkpoint.atomic_write(os.path.join(out, DONE), json.dumps(done, indent=1))
     return done
 
@@ -557,32 +558,34 @@ class _Table:
 
     def update(self, states: dict) -> None:
         if self.live is not None:
-            self.live.update(self._render(states), refresh=True)
+            self.live.update(status_table(self.trials, self.total, self.out, states), refresh=True)
 
     def close(self, states: dict) -> None:
         if self.live is not None:
-            self.live.update(self._render(states), refresh=True)
+            self.update(states)
             self.live.stop()
 
-    def _render(self, states: dict):
-        from rich.table import Table
 
-        table = Table(title="ctde sweep", title_justify="left")
-        for column in ("trial", "state", "env steps", "steps/s", "ETA", "return_mean"):
-            table.add_column(column, justify="left" if column in ("trial", "state") else "right")
-        for trial in self.trials:
-            total = self.total[trial.name]["total_steps"]
-            row = last_row(os.path.join(self.out, trial.name, "metrics.csv"))
-            steps = int(float(row["env_steps"])) if row else 0
-            sps = float(row.get("steps_per_s") or 0) if row else 0.0
-            state = states[trial.name]
-            if state == "done":
-                steps = total
-            seeds = self.total[trial.name]["seeds"]
-            eta = (total - steps) * seeds / sps if sps > 0 and state.startswith("running") else None
-            table.add_row(trial.name, state, f"{steps:,}/{total:,}", f"{sps:,.0f}" if sps else "",
-                          _duration(eta), (row.get("return_mean") or "") if row else "")
-        return table
+def status_table(trials: list[Trial], facts: dict, out: str, states: dict):
+    """A rich Table: each trial's state, env steps (from its metrics.csv), steps/s, ETA
+    and latest return_mean. ``facts``: name -> {"total_steps", "seeds"}."""
+    from rich.table import Table
+
+    table = Table(title="ctde sweep", title_justify="left")
+    for column in ("trial", "state", "env steps", "steps/s", "ETA", "return_mean"):
+        table.add_column(column, justify="left" if column in ("trial", "state") else "right")
+    for trial in trials:
+        total, seeds = facts[trial.name]["total_steps"], facts[trial.name]["seeds"]
+        row = last_row(os.path.join(out, trial.name, "metrics.csv"))
+        steps = int(float(row["env_steps"])) if row else 0
+        sps = float(row.get("steps_per_s") or 0) if row else 0.0  # all seeds together
+        state = states[trial.name]
+        if state == "done":
+            steps = total
+        eta = (total - steps) * seeds / sps if sps > 0 and state.startswith("running") else None
+        table.add_row(trial.name, state, f"{steps:,}/{total:,}", f"{sps:,.0f}" if sps else "",
+                      _duration(eta), (row.get("return_mean") or "") if row else "")
+    return table
 
 
 def last_row(path: str) -> dict | None:
@@ -629,6 +632,9 @@ def add_parser(subparsers) -> None:
 def cmd_sweep(args, extra) -> int:
     if args.parallel < 1 or args.max_failures < 0 or (args.cpus is not None and args.cpus < 1):
         raise ValueError("--parallel and --cpus-per-trial must be >= 1, --max-failures >= 0")
+    if args.ray is not None and args.parallel != 1:
+        raise ValueError("--parallel is for local runs: Ray runs as many trials at once as "
+                         "--cpus-per-trial and --gpus-per-trial allow")
     grid = load_grid(args.grid)
     prepared = prepare(grid, args.out)  # a bad grid fails here, before a cluster is started
     if args.ray is not None:
