@@ -46,6 +46,7 @@ import optax
 
 from ctde.algos import registry
 from ctde.algos.common import actors, checks, networks
+from ctde.algos.common.actors import taken
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import (
     RecurrentCategoricalPolicy,
@@ -258,11 +259,6 @@ def policy_gradient_loss(advantage, log_prob_taken, alive):
     return -objective.sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def taken(values, action):
-    """values ``[..., A]`` at the integer ``action [...]``."""
-    return jnp.take_along_axis(values, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
-
-
 # --- the algorithm ---------------------------------------------------------------------------
 
 
@@ -407,11 +403,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         hs, logits = unroll(actor, params.actor, traj.actor_h[0], x_actor, traj.first)
         probs = actors.exploration_floor(logits, traj.avail, eps)  # [T, B, N, A]
         x_next_actor = actors.actor_input(traj.final_obs, actions_1h)
-        next_probs = actors.exploration_floor(one_step_from(actor, params.actor, hs, x_next_actor),
-                                              traj.final_avail, eps)
-        sampled_next = actors.sample(key, next_probs)
-        taken_next = jnp.concatenate([traj.action[1:], sampled_next[-1:]])
-        next_action = jnp.where(done, sampled_next, taken_next)  # [T, B, N]
+        next_action = actors.successor_actions(key, actor, params.actor, hs, traj.final_obs,
+                                               traj.action, done, traj.final_avail, eps)
 
         def critic_values(critic_params, h0, next_only=False):
             """{"q": [T, B, N, A], "v": [T, B, N]} at s_t and at s_{t+1} (same episode)."""

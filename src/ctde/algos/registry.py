@@ -17,6 +17,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "central_v": ("ctde.algos.coma", "COMA's baseline: centralised V, advantage the TD error"),
     "iac_q": ("ctde.algos.coma", "COMA's baseline: independent actor-critic, Q of own history"),
     "iac_v": ("ctde.algos.coma", "COMA's baseline: independent actor-critic, V of own history"),
+    "lica": ("ctde.algos.lica", "GRU actors, a hypernetwork mixing critic of all policies, adaptive "
+             "entropy (Zhou et al. 2020)"),
 }
 
 

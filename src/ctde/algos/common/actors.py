@@ -82,3 +82,27 @@ def periodic_copy(target, online, step, every: int):
     network; otherwise it is kept."""
     copy = (step % every) == 0
     return jax.tree.map(lambda t, o: jnp.where(copy, o, t), target, online)
+
+
+def taken(values, action):
+    """values ``[..., A]`` at the integer ``action [...]``."""
+    return jnp.take_along_axis(values, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def successor_actions(key, actor, actor_params, hs, final_obs, action, done, final_avail, eps):
+    """u_{t+1} for every step of a rollout ``[T, B, N]``: the next action taken in the same
+    episode, or, where the data ends or the episode ended at t (a time limit cut it), one
+    sampled from the actors at s_{t+1} of that episode, so every TD(lambda) bootstrap
+    Q(s_{t+1}, u_{t+1}) is on the same episode.
+
+    ``hs [T, B, N, H]``: the actor's GRU states after each step; ``final_obs`` o_{t+1} of the
+    same episode; ``action [T, B, N]`` the actions taken; ``done [T, B, 1]``;
+    ``final_avail [T, B, N, A]``.
+    """
+    num_actions = final_avail.shape[-1]
+    x_next = actor_input(final_obs, jax.nn.one_hot(action, num_actions))
+    # One step from each step's carry (no restart): o_{t+1}'s logits in the same episode.
+    next_logits = actor.apply(actor_params, hs, x_next, jnp.zeros(x_next.shape[:-1], bool))[1]
+    sampled = sample(key, exploration_floor(next_logits, final_avail, eps))
+    taken_next = jnp.concatenate([action[1:], sampled[-1:]])
+    return jnp.where(done, sampled, taken_next)
