@@ -263,3 +263,13 @@ def test_jit_vmap_and_determinism():
         states = out_b[1]
     again = jax.jit(jax.vmap(env.reset))(keys)[0]
     np.testing.assert_array_equal(np.asarray(again), np.asarray(obs))
+
+
+def test_render_coma(tmp_path):
+    from ctde.envs.micro.render import main, record
+
+    frames = record(make("2d_3z", setting="coma"), steps=3, allies="coma", size=64)
+    assert len(frames) == 3 and frames[0].shape == (64, 64, 3)
+    main(["--scenario", "5w", "--setting", "coma", "--allies", "coma", "--steps", "2",
+          "--size", "48", "--out", str(tmp_path / "5w.gif")])
+    assert (tmp_path / "5w.gif").stat().st_size > 0

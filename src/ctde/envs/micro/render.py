@@ -76,7 +76,7 @@ def record(env, steps: int = 40, seed: int = 0, allies: str = "random", size: in
     """Frames of ``steps`` env steps (new episodes start as old ones end).
 
     ``allies``: "random" (uniform available actions) or a scripted mode ("nearest",
-    "focus"); the enemy is the env's built-in scripted enemy.
+    "focus", "coma"); the enemy is the env's built-in scripted enemy.
     """
     import jax
 
@@ -112,10 +112,12 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--allies", default="random", choices=("random", "nearest", "focus"))
+    parser.add_argument("--allies", default="random",
+                        choices=("random", "nearest", "focus", "coma"))
+    parser.add_argument("--setting", default="smac", choices=("smac", "coma"))
     parser.add_argument("--fps", type=int, default=6)
     args = parser.parse_args(argv)
-    env = make(args.scenario)
+    env = make(args.scenario, setting=args.setting)
     frames = record(env, args.steps, args.seed, args.allies, args.size)
     print(save_animation(frames, args.out, fps=args.fps))
 
