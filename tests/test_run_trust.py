@@ -23,11 +23,32 @@ TINY = ["--num-envs", "8", "--rollout-steps", "10"]  # identity: 80 env steps pe
 TIMING = ("wall_s", "steps_per_s")
 
 
-def ctde(*args, cwd=None, umask=None, pythonpath=None):
-    command = [*CTDE, *map(str, args)]
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """The child processes share JAX's persistent compilation cache: a resumed or repeated
+    run loads the programs an earlier one compiled (the same programs, so the same numbers)
+    instead of compiling them again."""
+    CACHE["dir"] = str(tmp_path_factory.mktemp("jax_cache"))
+    yield
+    CACHE.clear()
+
+
+CACHE: dict = {}
+
+
+def child_env(pythonpath=None) -> dict:
     env = dict(os.environ)
+    if CACHE:
+        env.update(JAX_COMPILATION_CACHE_DIR=CACHE["dir"], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    return env
+
+
+def ctde(*args, cwd=None, umask=None, pythonpath=None):
+    command = [*CTDE, *map(str, args)]
+    env = child_env(pythonpath)
     if umask is not None:  # the user's umask, set in a shell as a user would
         command = ["bash", "-c", f"umask {umask:03o} && exec \"$@\"", "ctde", *command]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
@@ -111,7 +132,8 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_run_leaves_no_l
     out = str(tmp_path / "busy")
     train = [*CTDE, "train", "mappo", "identity", "--steps", "8000", "--log-every", "80", *TINY,
              "--eval-episodes", "0", "--out", out]
-    first = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=child_env())
     try:
         wait_for(first, "  80/")  # the first point is logged and saved
         first.send_signal(signal.SIGSTOP)  # holds the folder, however long the next takes
@@ -138,7 +160,7 @@ SPREAD = ["train", "mappo", "simple_spread", "--steps", "4000", "--log-every", "
 def interrupted(out, after_line, sig=signal.SIGINT):
     """Start the spread run, send ``sig`` once ``after_line`` is read; (code, stderr)."""
     child = subprocess.Popen([*CTDE, *SPREAD, "--out", out], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, env=child_env())
     wait_for(child, after_line)
     child.send_signal(sig)
     _, err = child.communicate(timeout=600)
@@ -282,7 +304,7 @@ def test_progress_is_a_line_per_point_off_a_terminal_and_a_whole_bar_on_one(tmp_
     command = ["train", "mappo", "identity", "--steps", 120_000, "--log-every", 40_000, *TINY,
                "--eval-episodes", 0, "--out", tmp_path / "tty"]
     proc = subprocess.Popen([*CTDE, *map(str, command)],
-                            stdin=child, stdout=child, stderr=child, close_fds=True)
+                            stdin=child, stdout=child, stderr=child, close_fds=True, env=child_env())
     os.close(child)
     output = b""
     while True:
