@@ -25,6 +25,17 @@ from ctde.run.spec import RunSpec, build_config
 # --- TD(lambda) ----------------------------------------------------------------------------
 
 
+def n_step_return(reward, next_value, terminated, bootstrap, gamma, t, b, k):
+    """G^(k)_t = r_t + .. + gamma^(k-1) r_{t+k-1} + gamma^k V(s_{t+k}) (no V after a
+    termination; past the data, ``bootstrap``)."""
+    g = sum(gamma**i * reward[t + i, b] for i in range(k))
+    last = t + k - 1
+    if terminated[last, b]:
+        return g
+    tail = next_value[last, b] if last < reward.shape[0] - 1 else bootstrap[b]
+    return g + gamma**k * tail
+
+
 def forward_view_lambda_return(reward, next_value, terminated, done, bootstrap, gamma, lam):
     """The lambda-return as its definition: (1 - lam) sum_n lam^(n-1) G^(n), the n-step
     returns cut at the episode's end (the rest of the weight on the longest return) and at
@@ -33,22 +44,14 @@ def forward_view_lambda_return(reward, next_value, terminated, done, bootstrap, 
     out = np.zeros((T, B))
     for b in range(B):
         for t in range(T):
-            # Steps of this episode inside the data: t .. end.
-            end = t
+            end = t  # the episode's last step inside the data
             while end < T - 1 and not done[end, b]:
                 end += 1
-
-            def n_step(k):  # G^(k), k = 1 .. end - t + 1
-                g = sum(gamma**i * reward[t + i, b] for i in range(k))
-                last = t + k - 1
-                if terminated[last, b]:
-                    return g
-                tail = next_value[last, b] if (done[last, b] or last < T - 1) else bootstrap[b]
-                return g + gamma**k * tail
-
             horizon = end - t + 1
-            total = sum((1 - lam) * lam ** (k - 1) * n_step(k) for k in range(1, horizon))
-            out[t, b] = total + lam ** (horizon - 1) * n_step(horizon)
+            g = [n_step_return(reward, next_value, terminated, bootstrap, gamma, t, b, k)
+                 for k in range(1, horizon + 1)]
+            out[t, b] = (sum((1 - lam) * lam ** (k - 1) * g[k - 1] for k in range(1, horizon))
+                         + lam ** (horizon - 1) * g[-1])
     return out
 
 
@@ -192,14 +195,12 @@ def test_same_seed_gives_identical_metrics_and_parameters():
 
 
 def test_target_critic_is_reset_every_c_critic_steps():
-    env = envs.make("identity")
-    config = coma.Config(num_envs=2, rollout_steps=5, target_update_every=7)
-    trainer = coma.make_train(config, env)
-    state = trainer.init(jax.random.PRNGKey(0))
-    update = jax.jit(trainer.update)
-    for _ in range(3):  # 15 critic steps: resets after steps 7 and 14
-        state, _ = update(state)
-    assert int(state.critic_steps) == 15
+    online, target = {"w": jnp.ones(2)}, {"w": jnp.zeros(2)}
+    kept = [actors.periodic_copy(target, online, jnp.int32(step), 7)["w"][0] for step in range(1, 16)]
+    assert [int(k) for k in kept] == [0] * 6 + [1] + [0] * 6 + [1] + [0]
+    # In a run: 25 updates x 10 time steps = 250 per-step critic updates, resets every 20.
+    _, state, _ = accuracy_after("coma", 1)
+    assert int(state.critic_steps) == 250
     online, target = jax.tree.leaves(state.params.critic), jax.tree.leaves(state.target_critic)
     assert not all(np.array_equal(o, t) for o, t in zip(online, target, strict=True))
 

@@ -406,6 +406,12 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         next_action = actors.successor_actions(key, actor, params.actor, hs, traj.final_obs,
                                                traj.action, done, traj.final_avail, eps)
 
+        if config.recurrent_critic:  # the IAC critics read the actors' inputs
+            x_now = x_next = None
+        else:
+            x_now = centralised_inputs(traj.state, traj.obs, traj.action, traj.prev_action)
+            x_next = centralised_inputs(traj.final_state, traj.final_obs, next_action, actions_1h)
+
         def critic_values(critic_params, h0, next_only=False):
             """{"q": [T, B, N, A], "v": [T, B, N]} at s_t and at s_{t+1} (same episode)."""
             if config.recurrent_critic:
@@ -415,10 +421,6 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                 return {name: now}, {name: nxt}
             now = None if next_only else centralised_values(critic_params, x_now)
             return now, centralised_values(critic_params, x_next)
-
-        if not config.recurrent_critic:
-            x_now = centralised_inputs(traj.state, traj.obs, traj.action, traj.prev_action)
-            x_next = centralised_inputs(traj.final_state, traj.final_obs, next_action, actions_1h)
 
         # TD(lambda) targets from the target critic on the actions taken (Sec. 4).
         _, target_next = critic_values(ls.target_critic, traj.critic_h[0], next_only=True)
@@ -454,8 +456,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             carry, critic_losses = jax.lax.scan(
                 critic_step, carry, (x_now, traj.action, targets), reverse=True)
         else:
-            carry, critic_losses = critic_step(carry, (x_now if not config.recurrent_critic else None,
-                                                       traj.action, targets))
+            carry, critic_losses = critic_step(carry, (x_now, traj.action, targets))
         critic_params, critic_opt, target_critic, critic_steps = carry
 
         # Advantages from the updated critic.
