@@ -9,8 +9,13 @@ each in a fresh folder with a cold compilation cache:
    pays it once, not per trial), the trial a Ray task with as many CPUs as ``ctde train``
    used cores.
 
-Per-trial overhead = trial wall time through the sweep minus the ``ctde train`` wall
-time, as a share of the latter. Usage:
+Two measures of the per-trial overhead. The direct one, robust to a busy machine: the
+trial's wall time seen by the driver (submit to result) minus the time the worker spent
+in the trial itself (``done.json``: from entering ``run_trial`` to writing it; JAX's
+import, compilation and training are inside, as in ``ctde train``): what the backend
+adds (scheduling, starting a worker, Ray's and ctde's imports), as a share of
+``ctde train``'s wall time. And the plain difference of wall times, which on a shared
+machine is as noisy as its load. Usage:
 
     python benchmarks/sweep_overhead.py [--steps 1e6] [--seeds 2]
 """
@@ -75,15 +80,20 @@ def main() -> None:
         train_row = sweep.last_row(os.path.join(tmp, "train", "metrics.csv"))
 
     print(f"\nMAPPO on simple_spread, {steps:,} env steps x {seeds} seeds, {cores} cores per trial\n")
-    print("| how | trial wall time | training (in the run) | compile | overhead vs ctde train |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| `ctde train` (child process) | {train_s:.1f} s | {float(train_row['wall_s']):.1f} s | | |")
+    print("| how | trial wall time | in the worker's trial | training | compile | backend overhead "
+          "(share of ctde train) | wall time - ctde train's |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| `ctde train` (child process) | {train_s:.1f} s | | {float(train_row['wall_s']):.1f} s "
+          "| | | |")
     for name, seconds in (("`ctde sweep`, local backend", local_s), ("`ctde sweep --ray`, Ray task", ray_s)):
         d = done["local" if "local" in name else "ray"]
-        print(f"| {name} | {seconds:.1f} s | {d['wall_s']:.1f} s | {d['compile_s']:.1f} s | "
+        inside = d["finished"] - d["started"]
+        print(f"| {name} | {seconds:.1f} s | {inside:.1f} s | {d['wall_s']:.1f} s | "
+              f"{d['compile_s']:.1f} s | {seconds - inside:.1f} s ({(seconds - inside) / train_s:.1%}) | "
               f"{seconds - train_s:+.1f} s ({(seconds - train_s) / train_s:+.1%}) |")
     print(f"\nRay local cluster start (once per sweep, not per trial): {cluster_s:.1f} s")
-    print("(the local sweep's time includes its driver: grid validation and JAX import)")
+    print("(the local sweep's wall time is the whole `ctde sweep` command: it includes its "
+          "driver's start, grid validation and JAX import)")
 
 
 if __name__ == "__main__":
