@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import subprocess
 import sys
 
@@ -244,15 +245,18 @@ def test_competitive_env_is_refused_naming_who_supports_it():
         lica.make_train(lica.Config(), envs.make("simple_tag"))
 
 
-def test_cli_refuses_continuous_actions_in_one_line(tmp_path):
+@pytest.mark.parametrize("args,message", [
+    (["simple_spread", "--env.continuous_actions", "true"], "lica does not support continuous actions"),
+    (["simple_tag"], "lica needs a cooperative env with one team .* --team-algos lica,random"),
+])
+def test_cli_refuses_in_one_line(tmp_path, args, message):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "ctde.cli", "train", "lica", "simple_spread", "--env.continuous_actions",
-         "true", "--steps", "1000", "--out", str(out)],
+        [sys.executable, "-m", "ctde.cli", "train", "lica", *args, "--steps", "1000", "--out", str(out)],
         capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "lica does not support continuous actions" in lines[0], proc.stderr
+    assert len(lines) == 1 and re.search(message, lines[0]), proc.stderr
     assert not out.exists()
 
 

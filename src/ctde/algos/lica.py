@@ -57,7 +57,9 @@ CAPABILITIES = {
     "discrete_actions": True,
     "continuous_actions": False,  # the actors are categorical policies
     "competitive": False,
-    "cooperative_only": True,  # one critic of the team's return; other teams scripted/frozen
+    # One critic of one team's return: an env with several teams is refused by make_train
+    # unless team_algos names the learning team (the others random or frozen).
+    "cooperative_only": False,
     "needs_global_state": True,
     "recurrent": True,
 }
@@ -272,21 +274,21 @@ class Trainer(NamedTuple):
 
 def team_roles(config: Config, env: MultiAgentEnv) -> np.ndarray:
     """Per-agent ``[N]`` role from ``config.team_algos`` ("lica", "random", "frozen"); all
-    "lica" on a one-team env. Refuses a multi-team env without team_algos in one line."""
-    if env.num_teams == 1 and not config.team_algos:
-        registry.check_env("lica", env)
-        return np.array(["lica"] * env.num_agents)
+    "lica" on a one-team env. A multi-team env without team_algos is refused in one line
+    naming the algorithms for competitive envs (``registry.check_env`` cannot see the
+    config, hence ``cooperative_only`` is False and the check lives here)."""
+    registry.check_env("lica", env)  # the action kind
     if not config.team_algos:
-        try:
-            registry.check_env("lica", env)
-        except ValueError as err:
-            raise ValueError(f"{err}; or lica with one learning team, e.g. --team_algos "
-                             f"{','.join(['lica'] + ['random'] * (env.num_teams - 1))}") from None
+        if env.num_teams > 1:
+            raise ValueError(
+                f"lica needs a cooperative env with one team ({env.name} has teams "
+                f"{', '.join(env.team_names)}); algorithms for competitive envs: "
+                f"{', '.join(registry.supporting('competitive'))}; or lica with one learning "
+                f"team, e.g. --team-algos {','.join(['lica'] + ['random'] * (env.num_teams - 1))}")
+        return np.array(["lica"] * env.num_agents)
     if len(config.team_algos) != env.num_teams:
         raise ValueError(f"lica: team_algos has {len(config.team_algos)} entries but {env.name} "
                          f"has {env.num_teams} team(s) ({', '.join(env.team_names)})")
-    if not env.discrete:
-        registry.check_env("lica", env)  # the action-kind refusal
     return np.array([config.team_algos[t] for t in np.asarray(env.teams)])
 
 
