@@ -394,7 +394,15 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         params = ls.params
         firsts = jnp.broadcast_to(traj.first[..., None], traj.action.shape)
         x_actor = actors.actor_input(traj.obs, traj.prev_action)
-        hs, _ = networks.unroll(actor, params.actor, traj.actor_h[0], x_actor, firsts)
+
+        # The actors' one forward pass over the batch: its hidden states give the bootstrap
+        # actions, its pull-back the actor gradient after the critic step (the actor's
+        # parameters do not change in between).
+        def policy_logits(actor_params):
+            hs, logits = networks.unroll(actor, actor_params, traj.actor_h[0], x_actor, firsts)
+            return logits, hs
+
+        logits, pull_back, hs = jax.vjp(policy_logits, params.actor, has_aux=True)
         done = traj.done[..., None]
         next_action = actors.successor_actions(key, actor, params.actor, hs, traj.final_obs,
                                                traj.action, done, traj.final_avail, eps)
@@ -417,14 +425,14 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                                              config.target_update_every)
 
         # 4. The actors through the updated critic's gradient with respect to pi_1..pi_n.
-        def actor_objective(actor_params):
-            _, logits = networks.unroll(actor, actor_params, traj.actor_h[0], x_actor, firsts)
+        def actor_objective(logits):
             probs = team(masked_policy(logits, traj.avail, eps))  # [T, B, n, A]
             q = critic.apply(critic_params, probs, traj.state)
             h = entropy(probs, traj.alive[..., learners])
             return actor_loss(q, h, config.ent_coef, config.entropy), (jnp.mean(q), h)
 
-        (a_loss, (q_pi, h)), grads = jax.value_and_grad(actor_objective, has_aux=True)(params.actor)
+        (a_loss, (q_pi, h)), d_logits = jax.value_and_grad(actor_objective, has_aux=True)(logits)
+        grads, = pull_back(d_logits)
         updates, actor_opt = actor_tx.update(grads, ls.actor_opt, params.actor)
         actor_params = optax.apply_updates(params.actor, updates)
         stats = {"critic_loss": c_loss, "actor_loss": a_loss, "q_policy": q_pi, "entropy": h,
