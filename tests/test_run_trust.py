@@ -23,24 +23,8 @@ TINY = ["--num-envs", "8", "--rollout-steps", "10"]  # identity: 80 env steps pe
 TIMING = ("wall_s", "steps_per_s")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """The child processes share JAX's persistent compilation cache: a resumed or repeated
-    run loads the programs an earlier one compiled (the same programs, so the same numbers)
-    instead of compiling them again."""
-    CACHE["dir"] = str(tmp_path_factory.mktemp("jax_cache"))
-    yield
-    CACHE.clear()
-
-
-CACHE: dict = {}
-
-
 def child_env(pythonpath=None) -> dict:
-    env = dict(os.environ)
-    if CACHE:
-        env.update(JAX_COMPILATION_CACHE_DIR=CACHE["dir"], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env = dict(os.environ)  # with conftest.py's compilation cache
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     return env

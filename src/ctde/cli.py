@@ -140,8 +140,8 @@ def _train(spec, out: str, resume: bool, progress: bool, which: str | None = Non
         print(f"ctde: error: {e}", file=sys.stderr)
         return DIVERGED
     except KeyboardInterrupt:  # a second interrupt: stopped at once, the last checkpoint stands
-        summary = {"interrupted": 2, "checkpoint": None}
-    if summary["interrupted"]:
+        summary = {"interrupted": 2, "checkpoint": None, "finished": False}
+    if summary["interrupted"] and not summary["finished"]:  # a signal at the very end: done
         code = 128 + summary["interrupted"]
         if not checkpoint.latest(os.path.join(out, "checkpoints")):
             print(f"\ninterrupted before the first logging point: nothing to resume in {out} "
@@ -387,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "parameters: --env.NAME VALUE (`ctde envs ENV` lists them).")
     p.add_argument("algo", nargs="?")
     p.add_argument("env", nargs="?")
-    p.add_argument("--steps", type=_number, help="environment steps per seed")
+    p.add_argument("--steps", type=_number,
+                   help="environment steps per seed (rounded up to whole updates)")
     p.add_argument("--seeds", type=_number, help="number of seeds trained side by side")
     p.add_argument("--seed", type=_number, help="first seed")
     p.add_argument("--out", help="run folder (default runs/ALGO_ENV_TIME)")
@@ -403,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="carry on a stopped run from its checkpoint")
     p.add_argument("--checkpoint", metavar="STEPS",
                    help="with --resume: the checkpoint to carry on from (env steps; default the newest)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal) or line per logging point (elsewhere)")
     p.set_defaults(func=cmd_train)
     parser.train_options = set(p._option_string_actions)  # the rest are settings
 
