@@ -51,14 +51,6 @@ def checkpoint_files(run_dir):
     return [n for n in os.listdir(directory) if n.endswith(".msgpack")] if os.path.isdir(directory) else []
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """One compilation cache for every trial here: the same two programs recur."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("jax_cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     """The grid run once, uninterrupted, by the local backend through the CLI: both
@@ -304,7 +296,6 @@ def test_ray_runs_a_trial_to_the_same_metrics(local_sweep, ray_cluster, tmp_path
     assert_same_params(os.path.join(out, NAMES[0]), os.path.join(local_sweep, NAMES[0]))
 
 
-@pytest.mark.slow
 def test_ray_retries_a_killed_worker_from_its_checkpoint(local_sweep, ray_cluster, tmp_path):
     out = str(tmp_path / "out")
     name = "mappo-identity"
