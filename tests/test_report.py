@@ -161,3 +161,14 @@ def test_bad_input_is_one_line(micro_report, args, message, capsys, tmp_path):
 def test_a_folder_without_runs_is_refused(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "holds no run folders" in capsys.readouterr().err
+
+
+def test_unfinished_sweep_trials_are_named(tmp_path):
+    fake_sweep(str(tmp_path / "sweep"), "3m", A, B, "win_rate")
+    for name in ("a", "b"):  # sweep trials: a trial.yaml each; only a has finished
+        (tmp_path / "sweep" / name / "trial.yaml").write_text("algo: mappo\nenv: 3m\n")
+    (tmp_path / "sweep" / "a" / "done.json").write_text("{}")
+    out = str(tmp_path / "report")
+    assert main(["report", str(tmp_path / "sweep"), "--out", out, "--reps", "1000"]) == 0
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert "Unfinished sweep trials (figures at their last point so far): b." in summary

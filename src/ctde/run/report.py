@@ -83,6 +83,9 @@ def collect(directory: str, metric: str | None = None, use_eval: bool = True) ->
         if table and column not in table[0]:
             raise ValueError(f"{path}/metrics.csv has no column {column!r}")
         last = max((int(float(r["env_steps"])) for r in table), default=0)
+        # a sweep trial without done.json is still running (or was stopped)
+        unfinished = os.path.exists(os.path.join(path, "trial.yaml")) and not os.path.exists(
+            os.path.join(path, "done.json"))
         for r in table:
             value = float(r[column]) if r[column] not in ("", None) else float("nan")
             steps = int(float(r["env_steps"]))
@@ -92,7 +95,7 @@ def collect(directory: str, metric: str | None = None, use_eval: bool = True) ->
                 "task": _label(spec.env, labels, env_axes=True), "env": spec.env,
                 "env_params": json.dumps(spec.env_params, sort_keys=True),
                 "seed": int(r["seed"]), "env_steps": steps, "metric": column,
-                "value": value, "final": steps == last,
+                "value": value, "final": steps == last, "unfinished": unfinished,
             })
     return rows
 
@@ -403,12 +406,15 @@ def _figures(result: dict, out: str) -> None:
 
 def summary_markdown(result: dict, directory: str, reps: int) -> str:
     rows, norm = result["rows"], result["normalisation"]
+    unfinished = sorted({r["trial"] for r in rows if r.get("unfinished")})
     lines = [f"# Report: {directory}", "",
              f"{len({(r['trial'], r['seed']) for r in rows})} runs (seeds) of "
              f"{len({r['trial'] for r in rows})} trials; metric "
              f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's last logging point. "
              f"Intervals are {CONFIDENCE:.0%} stratified-bootstrap confidence intervals "
-             f"({reps:,} resamples for the aggregates), computed with rliable.", "",
+             f"({reps:,} resamples for the aggregates), computed with rliable."
+             + (f" Unfinished sweep trials (figures at their last point so far): "
+                f"{', '.join(unfinished)}." if unfinished else ""), "",
              "## Normalisation", "", "| task | score 0 | score 1 | how |", "|---|---:|---:|---|"]
     lines += [f"| {t} | {lo:.4g} | {hi:.4g} | {how} |" for t, (lo, hi, how) in norm.items()]
     lines += ["", "## Final figures per task (raw metric, mean over runs)", "",
