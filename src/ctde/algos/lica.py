@@ -90,7 +90,7 @@ class Config:
     optim_eps: float = 1e-8  # Adam's (PyTorch's default)
     max_grad_norm: float = 10.0  # global gradient-norm clip of each network (0: off)
     target_update_every: int = 200  # critic steps between target-critic copies
-    ent_coef: float = 0.11  # xi
+    ent_coef: float = 0.11  # xi: the entropy coefficient
     entropy: str = "adaptive"  # "adaptive": xi H / stop(H); "plain": xi H (ablation)
     epsilon_start: float = 0.0  # exploration floor, annealed linearly (0: the plain softmax)
     epsilon_finish: float = 0.0
