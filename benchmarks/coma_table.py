@@ -7,7 +7,8 @@ the paper's numbers (Foerster et al. 2018, Table 1, local field of view).
     .venv/bin/python benchmarks/coma_table.py sweeps/coma_table1 [--heuristic]
 
 ``--heuristic`` adds the paper's heuristic measured here (``ctde.envs.micro.evaluate``,
-the same episodes count per seed as the sweep's evaluation, 5 seeds).
+``--episodes`` per seed, 5 seeds) and a team that only ever takes ``stop`` (hold position,
+fire at whatever comes into weapon range): the local optimum the learners fall into.
 """
 
 from __future__ import annotations
@@ -38,6 +39,43 @@ def heuristic_win_rates(env_name: str, params: dict, episodes: int, seeds: int =
     return [evaluate(env, "coma", episodes=episodes, seed=s)["win_rate"] for s in range(seeds)]
 
 
+def always_stop_win_rates(env_name: str, params: dict, episodes: int, seeds: int = 5) -> list[float]:
+    """Win rates of allies that always take ``stop`` (the no-op when dead), first episodes."""
+    import jax
+    import jax.numpy as jnp
+
+    from ctde import envs
+    from ctde.envs.micro.common import NOOP, STOP
+    from ctde.envs.wrappers import training_env
+
+    env = training_env(envs.make(env_name, **params))
+
+    @jax.jit
+    def play(key):
+        k_reset, k_run = jax.random.split(key)
+        _, state = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
+
+        def step(carry, key):
+            state, finished, won = carry
+            avail = jax.vmap(env.avail_actions)(state)
+            actions = jnp.where(avail[..., STOP], STOP, NOOP)
+            _, state, _, _, _, info = jax.vmap(env.step)(jax.random.split(key, episodes), state, actions)
+            first = info["episode_done"] & ~finished
+            won = won + jnp.where(first, info["episode"]["won"], 0.0)
+            return (state, finished | info["episode_done"], won), None
+
+        init = (state, jnp.zeros(episodes, bool), jnp.zeros(episodes))
+        (_, _, won), _ = jax.lax.scan(step, init, jax.random.split(k_run, env.max_steps))
+        return won.mean()
+
+    return [float(play(jax.random.PRNGKey(s))) for s in range(seeds)]
+
+
+def t_interval(rates) -> str:
+    half = 2.776 * np.std(rates, ddof=1) / np.sqrt(len(rates))  # t(0.975, 4 degrees of freedom)
+    return f"{np.mean(rates):.2f} +- {half:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("sweep", help="the sweep folder")
@@ -58,7 +96,7 @@ def main() -> None:
     seeds = sorted({len(v) for v in finals.values()})
     print(f"final deterministic-evaluation win rate, {', '.join(map(str, steps))} env steps, "
           f"{', '.join(map(str, seeds))} seeds per cell: mean [95 % CI] (best seed); paper's in %\n")
-    header = ["map"] + (["heuristic"] if args.heuristic else []) + list(METHODS)
+    header = ["map"] + (["heuristic", "always stop"] if args.heuristic else []) + list(METHODS)
     print("| " + " | ".join(header) + " | paper: heur. / IAC-V / IAC-Q / central-V / central-QV / COMA |")
     print("|" + "---|" * (len(header) + 1))
     for task in sorted({r["task"] for r in rows}, key=lambda t: list(PAPER).index(t.split()[0])
@@ -67,9 +105,8 @@ def main() -> None:
         cells = [task]
         if args.heuristic:
             params = json.loads(next(r["env_params"] for r in rows if r["task"] == task))
-            rates = heuristic_win_rates(env_name, params, args.episodes)
-            half = 2.776 * np.std(rates, ddof=1) / np.sqrt(len(rates))  # t(0.975, 4)
-            cells.append(f"{np.mean(rates):.2f} +- {half:.2f}")
+            cells.append(t_interval(heuristic_win_rates(env_name, params, args.episodes)))
+            cells.append(t_interval(always_stop_win_rates(env_name, params, args.episodes)))
         for method in METHODS:
             c = last.get((task, method))
             if c is None:
