@@ -131,7 +131,7 @@ class Config:
 
 
 class MixingCritic(nn.Module):
-    """Q(s, p) = w_2(s) . relu(p W_1(s) + b_1(s)) + b_2(s) (Sec. 3.1, Fig. 1).
+    """Q(s, p) = w_2(s) . relu(p W_1(s) + b_1(s)) + b_2(s), the paper's mixing critic.
 
     ``policies [..., n, A]`` (probabilities or one-hots), ``state [..., S]`` -> Q ``[...]``.
     Hypernetworks of s: W_1 by a two-layer MLP (hidden ``w1_hidden``) to ``[n A, E]``; w_2 by a
