@@ -106,12 +106,14 @@ def main() -> None:
     parser.add_argument("--steps", type=float, default=2e5, help="env steps per seed")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=0,
+                        help="host devices for ours (default: what ctde train uses for --seeds)")
     parser.add_argument("--parts", action="store_true",
                         help="first time one actor gradient of each network (in this process)")
     parser.add_argument("--jaxmarl-python", default=os.environ.get("JAXMARL_PYTHON"),
                         help="interpreter with jaxmarl installed (skipped when absent)")
     args = parser.parse_args()
-    steps, seeds, devices = int(args.steps), args.seeds, host_devices(args.seeds)
+    steps, seeds, devices = int(args.steps), args.seeds, args.devices or host_devices(args.seeds)
     jm = args.jaxmarl_python if args.jaxmarl_python and os.path.exists(args.jaxmarl_python) else None
 
     print(f"machine: {machine()}")
