@@ -45,23 +45,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ctde import prng
 from ctde.algos import registry
 from ctde.algos.common import actors, checks, networks
+from ctde.algos.common import distributions as dist
 from ctde.algos.common.episodes import episode_sums
-from ctde.algos.common.networks import RecurrentCategoricalPolicy, dense
+from ctde.algos.common.networks import RecurrentCategoricalPolicy, RecurrentGaussianPolicy, dense
 from ctde.algos.common.returns import lambda_return
 from ctde.envs.core import MultiAgentEnv
 from ctde.envs.wrappers import training_env
 
 CAPABILITIES = {
     "discrete_actions": True,
-    "continuous_actions": False,  # the actors are categorical policies
+    "continuous_actions": True,  # Gaussian actors; the critic takes the action vectors
     "competitive": False,
     # One critic of one team's return: an env with several teams is refused by make_train
     # unless team_algos names the learning team (the others random or frozen).
     "cooperative_only": False,
     "needs_global_state": True,
     "recurrent": True,
+    "shared_policy": False,  # other teams play random or frozen, not self-play of one network
 }
 
 TEAM_ALGOS = ("lica", "random", "frozen")
@@ -249,8 +252,8 @@ class Transition(NamedTuple):
     obs: jax.Array  # [B, N, obs_dim] o_t
     state: jax.Array  # [B, state_dim] s_t
     avail: jax.Array  # [B, N, A]
-    action: jax.Array  # [B, N] u_t
-    prev_action: jax.Array  # [B, N, A] one-hot u_{t-1} (zeros at an episode's start)
+    action: jax.Array  # [B, N] u_t ([B, N, d] in [-1, 1] for continuous actions)
+    prev_action: jax.Array  # [B, N, A] one-hot u_{t-1} (or u_{t-1}; zeros at an episode's start)
     reward: jax.Array  # [B] the learning team's reward
     terminated: jax.Array  # [B]
     done: jax.Array  # [B] terminated or truncated
@@ -297,14 +300,22 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     roles = team_roles(config, env)
     raw_env = env
     env = training_env(env)
-    n, num_actions = env.num_agents, env.action_space.n
+    n, discrete = env.num_agents, env.discrete
+    space = env.action_space
+    width = space.n if discrete else space.dim  # of an action vector (one-hot or box point)
+    if not discrete and config.entropy == "adaptive":
+        raise ValueError("lica: entropy='adaptive' divides by H, which a Gaussian's differential "
+                         "entropy can make 0 or negative: use --entropy plain for continuous actions")
     learners = np.flatnonzero(roles == "lica")  # static: the agents the critic mixes
     randoms = jnp.asarray(roles == "random")
     frozen = jnp.asarray(roles == "frozen")
     has_frozen = bool(np.any(roles == "frozen"))
     gru = config.gru_size
-    actor = RecurrentCategoricalPolicy(num_actions, config.hidden, gru, config.activation)
-    critic = mixing_critic(config, len(learners), num_actions)
+    if discrete:
+        actor = RecurrentCategoricalPolicy(width, config.hidden, gru, config.activation)
+    else:
+        actor = RecurrentGaussianPolicy(width, config.hidden, gru, config.activation)
+    critic = mixing_critic(config, len(learners), width)
 
     def optimizer(lr):
         clip = [optax.clip_by_global_norm(config.max_grad_norm)] if config.max_grad_norm > 0 else []
@@ -316,7 +327,38 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
     avail_of = jax.vmap(env.avail_actions)
     raw_avail_of = jax.vmap(raw_env.avail_actions)
     state_of = jax.vmap(env.global_state)
-    one_hot = lambda u: jax.nn.one_hot(u, num_actions)  # noqa: E731
+
+    def vector(action):
+        """What the critic and the actors' inputs see of an action: its one-hot, or the
+        continuous action in [-1, 1]^d itself."""
+        return jax.nn.one_hot(action, width) if discrete else action
+
+    def env_action(action):
+        """Continuous actions live in [-1, 1]^d; the env gets them mapped onto its box."""
+        if discrete:
+            return action
+        return space.low + (space.high - space.low) * (action + 1.0) / 2.0
+
+    def policy_vector(out, avail, eps, noise):
+        """pi's output that goes into the critic, differentiable in ``out``: the masked
+        probabilities, or the reparameterised action tanh(mean + std * noise)."""
+        if discrete:
+            return masked_policy(out, avail, eps)
+        mean, log_std = out
+        return jnp.tanh(mean + jnp.exp(log_std) * noise)
+
+    def sample(key, out, avail, eps, deterministic):
+        if discrete:
+            return actors.sample(key, masked_policy(out, avail, eps), deterministic)
+        mean, log_std = out
+        if deterministic:
+            return jnp.tanh(mean)
+        return policy_vector(out, avail, eps, prng.normal(key, mean.shape))
+
+    def uniform(key, out, avail):
+        if discrete:
+            return actors.sample(key, masked_policy(jnp.zeros_like(out), avail))
+        return prng.uniform(key, out[0].shape, minval=-1.0, maxval=1.0)
 
     def team(x):  # the learning agents' rows of x [..., N, d]
         return x[..., learners, :]
@@ -330,22 +372,22 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         agents a uniform available action, "frozen" ones their initial actor's greedy one."""
         x = actors.actor_input(obs, carry.prev_action)
         no_restart = jnp.zeros(obs.shape[:-1], bool)
-        h, logits = actor.apply(params.actor, carry.h, x, no_restart)
+        h, out = actor.apply(params.actor, carry.h, x, no_restart)
         k_act, k_random = jax.random.split(key)
-        action = actors.sample(k_act, masked_policy(logits, avail, eps), deterministic)
-        uniform = actors.sample(k_random, masked_policy(jnp.zeros_like(logits), avail))
-        action = jnp.where(randoms, uniform, action)
+        rows = randoms if discrete else randoms[:, None]  # per agent, over [..., N(, d)]
+        action = sample(k_act, out, avail, eps, deterministic)
+        action = jnp.where(rows, uniform(k_random, out, avail), action)
         if has_frozen:
-            h_frozen, frozen_logits = actor.apply(params.frozen_actor, carry.h, x, no_restart)
-            action = jnp.where(frozen, actors.sample(k_act, masked_policy(frozen_logits, avail),
-                                                     True), action)
+            h_frozen, frozen_out = actor.apply(params.frozen_actor, carry.h, x, no_restart)
+            action = jnp.where(frozen if discrete else frozen[:, None],
+                               sample(k_act, frozen_out, avail, 0.0, True), action)
             h = jnp.where(frozen[:, None], h_frozen, h)
-        return action, actors.ActorCarry(h, one_hot(action))
+        return action, actors.ActorCarry(h, vector(action))
 
     def init(key) -> LearnerState:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
         obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
-        carry = actors.initial_carry((config.num_envs,), n, gru, num_actions)
+        carry = actors.initial_carry((config.num_envs,), n, gru, width)
         x_actor = actors.actor_input(obs, carry.prev_action)
         actor_params = actor.init(k_actor, carry.h, x_actor, jnp.ones(x_actor.shape[:-1], bool))
         critic_params = critic.init(k_critic, team(carry.prev_action), state_of(env_state))
@@ -372,7 +414,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             carry = actors.restart(ls.actor_carry, ls.first)
             action, next_carry = policy_step(ls.params, carry, ls.obs, avail, k_act, eps, False)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(k_env, config.num_envs), ls.env_state, action)
+                jax.random.split(k_env, config.num_envs), ls.env_state, env_action(action))
             done = terminated | truncated
             transition = Transition(
                 obs=ls.obs, state=state_of(ls.env_state), avail=avail, action=action,
@@ -392,7 +434,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def learn(ls: LearnerState, traj: Transition, eps, key):
         params = ls.params
-        firsts = jnp.broadcast_to(traj.first[..., None], traj.action.shape)
+        firsts = jnp.broadcast_to(traj.first[..., None], traj.alive.shape)
         x_actor = actors.actor_input(traj.obs, traj.prev_action)
 
         # The actors' one forward pass over the batch: its hidden states give the bootstrap
@@ -403,18 +445,26 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             return logits, hs
 
         logits, pull_back, hs = jax.vjp(policy_logits, params.actor, has_aux=True)
+        k_next, k_noise = jax.random.split(key)
         done = traj.done[..., None]
-        next_action = actors.successor_actions(key, actor, params.actor, hs, traj.final_obs,
-                                               traj.action, done, traj.final_avail, eps)
+        if discrete:
+            next_action = actors.successor_actions(k_next, actor, params.actor, hs, traj.final_obs,
+                                                   traj.action, done, traj.final_avail, eps)
+        else:  # the same bootstraps, the next action a Gaussian sample at s_{t+1}
+            x_next = actors.actor_input(traj.final_obs, traj.action)
+            next_out = actor.apply(params.actor, hs, x_next, jnp.zeros(x_next.shape[:-1], bool))[1]
+            sampled = sample(k_next, next_out, traj.final_avail, eps, False)
+            next_action = jnp.where(done[..., None], sampled,
+                                    jnp.concatenate([traj.action[1:], sampled[-1:]]))
 
         # 2. TD(lambda) targets from the target critic on one-hot actions (u_{t+1} of the episode).
-        q_next = critic.apply(ls.target_critic, team(one_hot(next_action)), traj.final_state)
+        q_next = critic.apply(ls.target_critic, team(vector(next_action)), traj.final_state)
         targets = td_lambda_targets(traj.reward, q_next, traj.terminated, traj.done,
                                     config.gamma, config.td_lambda)
 
         # 3. One critic step on the batch, before the actor's.
         def critic_objective(critic_params):
-            return critic_loss(critic.apply(critic_params, team(one_hot(traj.action)), traj.state),
+            return critic_loss(critic.apply(critic_params, team(vector(traj.action)), traj.state),
                                targets)
 
         c_loss, grads = jax.value_and_grad(critic_objective)(params.critic)
@@ -425,10 +475,15 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
                                              config.target_update_every)
 
         # 4. The actors through the updated critic's gradient with respect to pi_1..pi_n.
+        noise = None if discrete else prng.normal(k_noise, traj.action.shape)
+
         def actor_objective(logits):
-            probs = team(masked_policy(logits, traj.avail, eps))  # [T, B, n, A]
+            probs = team(policy_vector(logits, traj.avail, eps, noise))  # [T, B, n, A or d]
             q = critic.apply(critic_params, probs, traj.state)
-            h = entropy(probs, traj.alive[..., learners])
+            if discrete:
+                h = entropy(probs, traj.alive[..., learners])
+            else:  # the Gaussian's entropy (before the tanh), the same for every agent
+                h = dist.gaussian_entropy(logits[1])
             return actor_loss(q, h, config.ent_coef, config.entropy), (jnp.mean(q), h)
 
         (a_loss, (q_pi, h)), d_logits = jax.value_and_grad(actor_objective, has_aux=True)(logits)
@@ -457,10 +512,12 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         (``carry`` from ``init_carry`` at an episode's start), with the final exploration
         floor when stochastic. Returns (actions ``[..., N]``, carry)."""
         if avail is None:
-            avail = jnp.ones((*obs.shape[:-1], num_actions), bool)
-        return policy_step(params, carry, obs, avail, key, config.epsilon_finish, deterministic)
+            avail = jnp.ones((*obs.shape[:-1], width if discrete else 1), bool)
+        action, carry = policy_step(params, carry, obs, avail, key, config.epsilon_finish,
+                                    deterministic)
+        return env_action(action), carry
 
     def init_carry(batch_shape=()):
-        return actors.initial_carry(batch_shape, n, gru, num_actions)
+        return actors.initial_carry(batch_shape, n, gru, width)
 
     return Trainer(config, env, init, update, act, init_carry, config.steps_per_update)
