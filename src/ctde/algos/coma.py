@@ -55,6 +55,7 @@ from ctde.algos.common.networks import (
     one_hot_ids,
 )
 from ctde.algos.common.returns import lambda_return
+from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
 from ctde.envs.wrappers import training_env
 
@@ -185,16 +186,6 @@ class Transition(NamedTuple):
     final_obs: jax.Array  # [B, N, obs_dim] o_{t+1} of the same episode
     final_state: jax.Array  # [B, state_dim] s_{t+1} of the same episode
     final_avail: jax.Array  # [B, N, A] available actions at s_{t+1} of the same episode
-
-
-class Trainer(NamedTuple):
-    config: Config
-    env: Any
-    init: Any
-    update: Any
-    act: Any
-    init_carry: Any
-    steps_per_update: int
 
 
 # --- the paper's terms ---------------------------------------------------------------------
@@ -400,7 +391,11 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         # The actors over the batch, and u_{t+1}: the next action taken in the same episode,
         # or one sampled at s_{t+1} where the data ends or a time limit cut the episode.
         x_actor = actors.actor_input(traj.obs, traj.prev_action)
-        hs, logits = unroll(actor, params.actor, traj.actor_h[0], x_actor, traj.first)
+        def policy_logits(actor_params):  # one pass: its pull-back gives the actor gradient
+            hs, logits = unroll(actor, actor_params, traj.actor_h[0], x_actor, traj.first)
+            return logits, hs
+
+        logits, pull_back, hs = jax.vjp(policy_logits, params.actor, has_aux=True)
         probs = actors.exploration_floor(logits, traj.avail, eps)  # [T, B, N, A]
         x_next_actor = actors.actor_input(traj.final_obs, actions_1h)
         next_action = actors.successor_actions(key, actor, params.actor, hs, traj.final_obs,
@@ -468,8 +463,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         else:
             advantage = td_error(traj.reward, now["v"], nxt["v"], terminated, config.gamma)
 
-        def actor_loss(actor_params):
-            _, logits = unroll(actor, actor_params, traj.actor_h[0], x_actor, traj.first)
+        def actor_loss(logits):
             probs = actors.exploration_floor(logits, traj.avail, eps)
             log_probs = actors.log_probs(probs)
             loss = policy_gradient_loss(advantage, taken(log_probs, traj.action), traj.alive)
@@ -478,7 +472,8 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             entropy = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1.0)
             return loss - config.ent_coef * entropy, entropy
 
-        (loss, entropy), grads = jax.value_and_grad(actor_loss, has_aux=True)(params.actor)
+        (loss, entropy), d_logits = jax.value_and_grad(actor_loss, has_aux=True)(logits)
+        grads, = pull_back(d_logits)
         updates, actor_opt = actor_tx.update(grads, ls.actor_opt, params.actor)
         actor_params = optax.apply_updates(params.actor, updates)
         alive = traj.alive.astype(jnp.float32)

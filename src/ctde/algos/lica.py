@@ -52,6 +52,7 @@ from ctde.algos.common import distributions as dist
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import RecurrentCategoricalPolicy, RecurrentGaussianPolicy, dense
 from ctde.algos.common.returns import lambda_return
+from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
 from ctde.envs.wrappers import training_env
 
@@ -263,16 +264,6 @@ class Transition(NamedTuple):
     final_obs: jax.Array  # [B, N, obs_dim] o_{t+1} of the same episode
     final_state: jax.Array  # [B, state_dim] s_{t+1} of the same episode
     final_avail: jax.Array  # [B, N, A] available actions at s_{t+1} of the same episode
-
-
-class Trainer(NamedTuple):
-    config: Config
-    env: Any
-    init: Any
-    update: Any
-    act: Any
-    init_carry: Any
-    steps_per_update: int
 
 
 def team_roles(config: Config, env: MultiAgentEnv) -> np.ndarray:

@@ -57,6 +57,7 @@ from ctde.algos.common import checks, replay
 from ctde.algos.common import distributions as dist
 from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import MLP, CategoricalPolicy, GaussianPolicy, value_head
+from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
 from ctde.envs.wrappers import training_env
 
@@ -199,18 +200,6 @@ class Transition(NamedTuple):
     terminated: jax.Array  # [] no bootstrap through a termination
     avail: jax.Array  # [N, A] available actions at x (discrete action masks)
     next_avail: jax.Array  # [N, A] available actions at x'
-
-
-class Trainer(NamedTuple):
-    """What the runner needs: pure ``init``/``update``/``act`` and the sizes it logs by."""
-
-    config: Config
-    env: Any  # the training env (EpisodeStats over AutoReset)
-    init: Any  # key -> LearnerState
-    update: Any  # LearnerState -> (LearnerState, metrics)
-    act: Any  # (params, obs, carry, key, deterministic, avail) -> (actions, carry)
-    init_carry: Any  # batch_shape -> actor carry (None: feed-forward actors)
-    steps_per_update: int
 
 
 # --- the paper's losses ----------------------------------------------------------------

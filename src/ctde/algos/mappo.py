@@ -47,6 +47,7 @@ from ctde.algos.common.networks import (
     unroll,
 )
 from ctde.algos.common.returns import generalized_advantage_estimate
+from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
 from ctde.envs.wrappers import training_env
 
@@ -174,18 +175,6 @@ class Transition(NamedTuple):
     first: jax.Array  # [B] obs starts an episode
     actor_h: jax.Array  # [B, N, H] hidden states entering this step
     critic_h: jax.Array  # [B, N or 1, H]
-
-
-class Trainer(NamedTuple):
-    """What the runner needs: pure ``init``/``update``/``act`` and the sizes it logs by."""
-
-    config: Config
-    env: Any  # the training env (EpisodeStats over AutoReset)
-    init: Any  # key -> LearnerState
-    update: Any  # LearnerState -> (LearnerState, metrics)
-    act: Any  # (params, obs, carry, key, deterministic, avail) -> (actions, carry)
-    init_carry: Any  # batch_shape -> actor carry (None: feed-forward actors)
-    steps_per_update: int
 
 
 # --- the paper's losses ----------------------------------------------------------------
