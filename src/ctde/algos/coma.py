@@ -38,6 +38,7 @@ cooperative tasks is the team's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -45,15 +46,15 @@ import jax.numpy as jnp
 import optax
 
 from ctde.algos import registry
-from ctde.algos.common import actors, checks, networks
+from ctde.algos.common import actors, checks, networks, recurrent
 from ctde.algos.common.actors import taken
-from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import (
     RecurrentCategoricalPolicy,
     RecurrentValueNetwork,
     ValueNetwork,
     one_hot_ids,
 )
+from ctde.algos.common.recurrent import Transition
 from ctde.algos.common.returns import lambda_return
 from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
@@ -168,26 +169,6 @@ class LearnerState(NamedTuple):
     critic_steps: jax.Array  # critic gradient steps so far (the target schedule's clock)
 
 
-class Transition(NamedTuple):
-    """One rollout step for every env ``[B, ...]`` (``[T, B, ...]`` once stacked)."""
-
-    obs: jax.Array  # [B, N, obs_dim] o_t
-    state: jax.Array  # [B, state_dim] s_t
-    avail: jax.Array  # [B, N, A]
-    action: jax.Array  # [B, N] u_t
-    prev_action: jax.Array  # [B, N, A] one-hot u_{t-1} (zeros at an episode's start)
-    reward: jax.Array  # [B, N]
-    terminated: jax.Array  # [B]
-    done: jax.Array  # [B] terminated or truncated
-    alive: jax.Array  # [B, N]
-    first: jax.Array  # [B]
-    actor_h: jax.Array  # [B, N, H] actor GRU state entering o_t (zeroed at first)
-    critic_h: jax.Array  # [B, N, H] IAC critic GRU state entering o_t
-    final_obs: jax.Array  # [B, N, obs_dim] o_{t+1} of the same episode
-    final_state: jax.Array  # [B, state_dim] s_{t+1} of the same episode
-    final_avail: jax.Array  # [B, N, A] available actions at s_{t+1} of the same episode
-
-
 # --- the paper's terms ---------------------------------------------------------------------
 
 
@@ -279,11 +260,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         return optax.chain(*clip, optax.adam(lr, eps=config.optim_eps))
 
     actor_tx, critic_tx = optimizer(config.actor_lr), optimizer(config.critic_lr)
-    step_envs = jax.vmap(env.step)
-    reset_envs = jax.vmap(env.reset)
-    avail_of = jax.vmap(env.avail_actions)
-    raw_avail_of = jax.vmap(raw_env.avail_actions)
-    state_of = jax.vmap(env.global_state)
+    envs = recurrent.vectorise(env, raw_env)
     one_hot = lambda u: jax.nn.one_hot(u, num_actions)  # noqa: E731
 
     def rows(first, x):  # first [...] -> [..., N] for networks over agent rows x [..., N, d]
@@ -314,7 +291,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def init(key) -> LearnerState:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
-        obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
+        obs, env_state = envs.reset(jax.random.split(k_env, config.num_envs))
         carry = actors.initial_carry((config.num_envs,), n, gru, num_actions)
         x_actor = actors.actor_input(obs, carry.prev_action)
         first = jnp.ones(config.num_envs, bool)
@@ -324,7 +301,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             critic_params = {k: nets[k].init(keys[k], carry.h, x_actor, rows(first, x_actor))
                              for k in nets}
         else:
-            x = centralised_inputs(state_of(env_state), obs, jnp.zeros((config.num_envs, n), jnp.int32),
+            x = centralised_inputs(envs.state(env_state), obs, jnp.zeros((config.num_envs, n), jnp.int32),
                                    carry.prev_action)
             critic_params = {k: nets[k].init(keys[k], x[k]) for k in nets}
         return LearnerState(
@@ -347,42 +324,32 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         return actors.linear_epsilon(update_step * config.steps_per_update, config.epsilon_start,
                                      config.epsilon_finish, config.epsilon_anneal_steps)
 
+    def policy_step(params: Params, carry, obs, avail, key, eps, deterministic=False):
+        """Every agent's action from pi^a with the exploration floor eps, and its next carry."""
+        x = actors.actor_input(obs, carry.prev_action)
+        h, logits = actor.apply(params.actor, carry.h, x, jnp.zeros(obs.shape[:-1], bool))
+        action = actors.sample(key, actors.exploration_floor(logits, avail, eps), deterministic)
+        return action, actors.ActorCarry(h, one_hot(action))
+
+    def iac_critic_step(ls: LearnerState, next_ls: LearnerState):
+        """The IAC critic's GRU steps with the actors, on their inputs, restarting with them."""
+        (name, net), = nets.items()
+        carry = actors.restart(ls.actor_carry, ls.first)
+        x_actor = actors.actor_input(ls.obs, carry.prev_action)
+        h = jnp.where(ls.first[:, None, None], 0.0, ls.critic_h)
+        h, _ = net.apply(ls.params.critic[name], h, x_actor, jnp.zeros(x_actor.shape[:-1], bool))
+        return next_ls._replace(critic_h=h)
+
     def rollout(ls: LearnerState, eps):
-        params = ls.params
+        """(ls, ((the batch, the IAC critic's GRU state entering it), episode info))."""
+        critic_h0 = jnp.where(ls.first[:, None, None], 0.0, ls.critic_h)
+        ls, (traj, info) = recurrent.rollout(
+            ls, envs, config.rollout_steps, functools.partial(policy_step, eps=eps),
+            alongside=iac_critic_step if config.recurrent_critic else None)
+        return ls, ((traj, critic_h0), info)
 
-        def env_step(ls: LearnerState, _):
-            key, k_act, k_env = jax.random.split(ls.key, 3)
-            avail = avail_of(ls.env_state)
-            carry = actors.restart(ls.actor_carry, ls.first)
-            x_actor = actors.actor_input(ls.obs, carry.prev_action)
-            no_restart = jnp.zeros((config.num_envs, n), bool)
-            h, logits = actor.apply(params.actor, carry.h, x_actor, no_restart)
-            action = actors.sample(k_act, actors.exploration_floor(logits, avail, eps))
-            critic_h = jnp.where(ls.first[:, None, None], 0.0, ls.critic_h)
-            next_critic_h = critic_h
-            if config.recurrent_critic:
-                (net_name, net), = nets.items()
-                next_critic_h, _ = net.apply(params.critic[net_name], critic_h, x_actor, no_restart)
-            next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(k_env, config.num_envs), ls.env_state, action)
-            done = terminated | truncated
-            transition = Transition(
-                obs=ls.obs, state=state_of(ls.env_state), avail=avail, action=action,
-                prev_action=carry.prev_action, reward=reward, terminated=terminated, done=done,
-                alive=ls.alive, first=ls.first, actor_h=carry.h, critic_h=critic_h,
-                final_obs=info["final_obs"], final_state=info["final_global_state"],
-                final_avail=raw_avail_of(info["final_state"]),
-            )
-            ls = ls._replace(
-                env_state=env_state, obs=next_obs, first=done, key=key,
-                actor_carry=actors.ActorCarry(h, one_hot(action)), critic_h=next_critic_h,
-                alive=jnp.where(done[:, None], True, info["alive"].astype(bool)),
-            )
-            return ls, (transition, {"episode_done": info["episode_done"], "episode": info["episode"]})
-
-        return jax.lax.scan(env_step, ls, None, config.rollout_steps)
-
-    def learn(ls: LearnerState, traj: Transition, eps, key):
+    def learn(ls: LearnerState, batch: tuple[Transition, jax.Array], eps, key):
+        traj, critic_h0 = batch
         params = ls.params
         actions_1h = one_hot(traj.action)  # [T, B, N, A]
         terminated = traj.terminated[..., None].astype(jnp.float32)  # [T, B, 1]
@@ -418,7 +385,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             return now, centralised_values(critic_params, x_next)
 
         # TD(lambda) targets from the target critic on the actions taken (Sec. 4).
-        _, target_next = critic_values(ls.target_critic, traj.critic_h[0], next_only=True)
+        _, target_next = critic_values(ls.target_critic, critic_h0, next_only=True)
         targets = {}
         for name, values in target_next.items():
             v_next = taken(values, next_action) if name == "q" else values  # [T, B, N]
@@ -428,7 +395,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         def critic_loss(critic_params, x, action, y):
             """Mean of (y - Q(s, u))^2 (and (y - V(s))^2) over the rows given."""
             if config.recurrent_critic:
-                values, _ = critic_values(critic_params, traj.critic_h[0])
+                values, _ = critic_values(critic_params, critic_h0)
             else:
                 values = centralised_values(critic_params, x)
             loss = 0.0
@@ -455,7 +422,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         critic_params, critic_opt, target_critic, critic_steps = carry
 
         # Advantages from the updated critic.
-        now, nxt = critic_values(critic_params, traj.critic_h[0])
+        now, nxt = critic_values(critic_params, critic_h0)
         if config.critic in ("coma", "iac_q"):
             advantage = counterfactual_advantage(now["q"], probs, traj.action)
         elif config.critic == "central_qv":
@@ -489,14 +456,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             actor_opt=actor_opt, critic_opt=critic_opt, critic_steps=critic_steps,
         ), stats
 
-    def update(ls: LearnerState):
-        eps = epsilon(ls.update_step)
-        ls, (traj, info) = rollout(ls, eps)
-        key, k_learn = jax.random.split(ls.key)
-        ls, stats = learn(ls._replace(key=key), traj, eps, k_learn)
-        ls = ls._replace(update_step=ls.update_step + 1)
-        return ls, {"episode_sums": episode_sums(info, env.teams, env.team_names, env.metrics),
-                    "losses": stats}
+    update = recurrent.make_update(env, epsilon, rollout, learn)
 
     def act(params: Params, obs, carry, key, deterministic=False, avail=None):
         """Decentralised execution: agent a acts on its own o^a, previous action and GRU state
@@ -504,11 +464,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         final exploration floor. Returns (actions ``[..., N]``, carry)."""
         if avail is None:
             avail = jnp.ones((*obs.shape[:-1], num_actions), bool)
-        x = actors.actor_input(obs, carry.prev_action)
-        h, logits = actor.apply(params.actor, carry.h, x, jnp.zeros(obs.shape[:-1], bool))
-        probs = actors.exploration_floor(logits, avail, config.epsilon_finish)
-        action = actors.sample(key, probs, deterministic)
-        return action, actors.ActorCarry(h, one_hot(action))
+        return policy_step(params, carry, obs, avail, key, config.epsilon_finish, deterministic)
 
     def init_carry(batch_shape=()):
         return actors.initial_carry(batch_shape, n, gru, num_actions)

@@ -36,6 +36,7 @@ play: "random" (uniformly at random) or "frozen" (greedily with the initial para
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -47,10 +48,10 @@ import optax
 
 from ctde import prng
 from ctde.algos import registry
-from ctde.algos.common import actors, checks, networks
+from ctde.algos.common import actors, checks, networks, recurrent
 from ctde.algos.common import distributions as dist
-from ctde.algos.common.episodes import episode_sums
 from ctde.algos.common.networks import RecurrentCategoricalPolicy, RecurrentGaussianPolicy, dense
+from ctde.algos.common.recurrent import Transition
 from ctde.algos.common.returns import lambda_return
 from ctde.algos.common.types import Trainer
 from ctde.envs.core import MultiAgentEnv
@@ -247,25 +248,6 @@ class LearnerState(NamedTuple):
     critic_steps: jax.Array  # critic gradient steps so far (the target schedule's clock)
 
 
-class Transition(NamedTuple):
-    """One rollout step for every env ``[B, ...]`` (``[T, B, ...]`` once stacked)."""
-
-    obs: jax.Array  # [B, N, obs_dim] o_t
-    state: jax.Array  # [B, state_dim] s_t
-    avail: jax.Array  # [B, N, A]
-    action: jax.Array  # [B, N] u_t ([B, N, d] in [-1, 1] for continuous actions)
-    prev_action: jax.Array  # [B, N, A] one-hot u_{t-1} (or u_{t-1}; zeros at an episode's start)
-    reward: jax.Array  # [B] the learning team's reward
-    terminated: jax.Array  # [B]
-    done: jax.Array  # [B] terminated or truncated
-    alive: jax.Array  # [B, N]
-    first: jax.Array  # [B]
-    actor_h: jax.Array  # [B, N, H] actor GRU state entering o_t (zeroed at first)
-    final_obs: jax.Array  # [B, N, obs_dim] o_{t+1} of the same episode
-    final_state: jax.Array  # [B, state_dim] s_{t+1} of the same episode
-    final_avail: jax.Array  # [B, N, A] available actions at s_{t+1} of the same episode
-
-
 def team_roles(config: Config, env: MultiAgentEnv) -> np.ndarray:
     """Per-agent ``[N]`` role from ``config.team_algos`` ("lica", "random", "frozen"); all
     "lica" on a one-team env. A multi-team env without team_algos is refused in one line
@@ -313,11 +295,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         return optax.chain(*clip, optax.adam(lr, eps=config.optim_eps))
 
     actor_tx, critic_tx = optimizer(config.actor_lr), optimizer(config.critic_lr)
-    step_envs = jax.vmap(env.step)
-    reset_envs = jax.vmap(env.reset)
-    avail_of = jax.vmap(env.avail_actions)
-    raw_avail_of = jax.vmap(raw_env.avail_actions)
-    state_of = jax.vmap(env.global_state)
+    envs = recurrent.vectorise(env, raw_env)
 
     def vector(action):
         """What the critic and the actors' inputs see of an action: its one-hot, or the
@@ -377,11 +355,11 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
     def init(key) -> LearnerState:
         key, k_actor, k_critic, k_env = jax.random.split(key, 4)
-        obs, env_state = reset_envs(jax.random.split(k_env, config.num_envs))
+        obs, env_state = envs.reset(jax.random.split(k_env, config.num_envs))
         carry = actors.initial_carry((config.num_envs,), n, gru, width)
         x_actor = actors.actor_input(obs, carry.prev_action)
         actor_params = actor.init(k_actor, carry.h, x_actor, jnp.ones(x_actor.shape[:-1], bool))
-        critic_params = critic.init(k_critic, team(carry.prev_action), state_of(env_state))
+        critic_params = critic.init(k_critic, team(carry.prev_action), envs.state(env_state))
         return LearnerState(
             params=Params(actor_params, critic_params,
                           jax.tree.map(jnp.copy, actor_params) if has_frozen else {}),
@@ -399,29 +377,9 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         )
 
     def rollout(ls: LearnerState, eps):
-        def env_step(ls: LearnerState, _):
-            key, k_act, k_env = jax.random.split(ls.key, 3)
-            avail = avail_of(ls.env_state)
-            carry = actors.restart(ls.actor_carry, ls.first)
-            action, next_carry = policy_step(ls.params, carry, ls.obs, avail, k_act, eps, False)
-            next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(k_env, config.num_envs), ls.env_state, env_action(action))
-            done = terminated | truncated
-            transition = Transition(
-                obs=ls.obs, state=state_of(ls.env_state), avail=avail, action=action,
-                prev_action=carry.prev_action, reward=reward[:, learners].mean(-1),
-                terminated=terminated, done=done, alive=ls.alive, first=ls.first,
-                actor_h=carry.h, final_obs=info["final_obs"],
-                final_state=info["final_global_state"],
-                final_avail=raw_avail_of(info["final_state"]),
-            )
-            ls = ls._replace(
-                env_state=env_state, obs=next_obs, first=done, key=key, actor_carry=next_carry,
-                alive=jnp.where(done[:, None], True, info["alive"].astype(bool)),
-            )
-            return ls, (transition, {"episode_done": info["episode_done"], "episode": info["episode"]})
-
-        return jax.lax.scan(env_step, ls, None, config.rollout_steps)
+        policy = functools.partial(policy_step, eps=eps, deterministic=False)
+        return recurrent.rollout(ls, envs, config.rollout_steps, policy, env_action=env_action,
+                                 reward=lambda r: r[:, learners].mean(-1))  # the team's reward
 
     def learn(ls: LearnerState, traj: Transition, eps, key):
         params = ls.params
@@ -489,14 +447,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             critic_steps=critic_steps,
         ), stats
 
-    def update(ls: LearnerState):
-        eps = epsilon(ls.update_step)
-        ls, (traj, info) = rollout(ls, eps)
-        key, k_learn = jax.random.split(ls.key)
-        ls, stats = learn(ls._replace(key=key), traj, eps, k_learn)
-        ls = ls._replace(update_step=ls.update_step + 1)
-        return ls, {"episode_sums": episode_sums(info, env.teams, env.team_names, env.metrics),
-                    "losses": stats}
+    update = recurrent.make_update(env, epsilon, rollout, learn)
 
     def act(params: Params, obs, carry, key, deterministic=False, avail=None):
         """Decentralised execution: agent a acts on its own o^a, previous action and GRU state
