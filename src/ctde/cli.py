@@ -211,6 +211,10 @@ def _device_reason(seeds: int, devices: int, spec) -> str:
 
     if jax.default_backend() != "cpu" or len(jax.devices()) != devices:
         return ""  # an accelerator, or a device count the user set
+    if seeds % cores == 0:  # they would have split: JAX was imported (and its devices fixed) first
+        return (f" (on {devices} device{'s' * (devices > 1)}: JAX was initialised before the "
+                f"command could give it {cores} CPU devices; set XLA_FLAGS="
+                f"--xla_force_host_platform_device_count={cores} to use every core)")
     better = [k for k in (cores * (seeds // cores), cores * (seeds // cores + 1)) if k > 0]
     return (f" ({seeds} seeds do not split evenly over {cores} cores, so they ran on {devices}; "
             f"{' or '.join(map(str, better))} seeds would use every core)")
