@@ -336,3 +336,20 @@ def test_a_run_with_its_own_scenario_file_is_self_contained(tmp_path):
     done = ctde("eval", work / "run", "--episodes", 1, cwd=elsewhere)
     assert done.returncode == 0, done.stderr
     assert "after 40 env steps" in done.stdout
+
+
+def test_seeds_that_would_split_but_met_an_initialised_jax_are_told_why(monkeypatch):
+    import jax
+
+    from ctde import cli
+
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    devices = len(jax.devices())  # this process's JAX is already initialised
+    uneven = cli._device_reason(3, devices, spec=object())
+    even = cli._device_reason(4, devices, spec=object())
+    if jax.default_backend() != "cpu" or devices >= 2:
+        assert uneven == even == ""
+        return
+    assert "3 seeds do not split evenly over 2 cores" in uneven
+    assert "JAX was initialised before" in even and "device_count=2" in even
+    assert "do not split" not in even
