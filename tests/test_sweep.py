@@ -277,17 +277,23 @@ def test_a_killed_driver_rerun_finishes_the_same_sweep(local_sweep, tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    """A Ray cluster of two nodes of one CPU each (two raylets on this machine, as
+    ``ray start --head`` and ``ray start --address`` on two machines would make)."""
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+    cluster.shutdown()
 
 
 def test_ray_runs_a_trial_to_the_same_metrics(local_sweep, ray_cluster, tmp_path):
     out = str(tmp_path / "out")
     backend = sweep.RayBackend(cpus=1)  # one host device: the local trial had two
-    assert "Ray, 1 node(s), 2 CPUs; 1 CPU(s) per trial" in backend.describe()
+    assert "Ray, 2 node(s), 2 CPUs; 1 CPU(s) per trial" in backend.describe()
     grid = dict(GRID, set={**TINY, "num_epochs": [1]})
     states = sweep.run_sweep(grid, out, backend, progress=False, log=lambda _: None)
     assert states == {NAMES[0]: "done"}
@@ -299,11 +305,22 @@ def test_ray_runs_a_trial_to_the_same_metrics(local_sweep, ray_cluster, tmp_path
 def test_ray_retries_a_killed_worker_from_its_checkpoint(local_sweep, ray_cluster, tmp_path):
     out = str(tmp_path / "out")
     name = "mappo-identity"
-    states, killed, log = run_with_kill(out, sweep.RayBackend(cpus=2), name)
+    states, killed, log = run_with_kill(out, sweep.RayBackend(cpus=1), name)
     assert killed and states == {name: "done"}
     assert any(line.startswith(f"retry   {name}") for line in log)
     assert rows(os.path.join(out, name)) == rows(os.path.join(local_sweep, NAMES[0]))
     assert_same_params(os.path.join(out, name), os.path.join(local_sweep, NAMES[0]))
+
+
+def test_ray_spreads_trials_over_the_cluster_nodes(local_sweep, ray_cluster, tmp_path):
+    out = str(tmp_path / "out")
+    states = sweep.run_sweep(GRID, out, sweep.RayBackend(cpus=1), progress=False,
+                             log=lambda _: None)
+    assert states == dict.fromkeys(NAMES, "done")
+    nodes = {json.load(open(os.path.join(out, n, sweep.DONE)))["node"] for n in NAMES}
+    assert len(nodes) == 2  # one CPU per node: the two trials ran on different nodes
+    for name in NAMES:
+        assert rows(os.path.join(out, name)) == rows(os.path.join(local_sweep, name))
 
 
 SWEEPS = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps")

@@ -267,9 +267,10 @@ def trial_state(out: str) -> str:
     return "new"
 
 
-def run_trial(out: str) -> dict:
+def run_trial(out: str, node: str | None = None) -> dict:
     """Run (or carry on) the trial in folder ``out``: its ``trial.yaml`` says what.
-    Called in the worker process; JAX's flags must be set before this imports it."""
+    Called in the worker process; JAX's flags must be set before this imports it.
+    ``node``: the Ray node running it, kept in ``worker.json`` and ``done.json``."""
     started = time.time()
     os.makedirs(out, exist_ok=True)
     lock = open(os.path.join(out, ".lock"), "w")  # noqa: SIM115 (held until the process ends)
@@ -278,7 +279,8 @@ def run_trial(out: str) -> dict:
     except OSError:
         raise RuntimeError(f"{out} is being run by another process") from None
     with open(os.path.join(out, WORKER), "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                   **({"node": node} if node else {})}, f)
     state = trial_state(out)
     if state == "done":
         return _read_json(os.path.join(out, DONE))
@@ -291,7 +293,8 @@ def run_trial(out: str) -> dict:
     if not summary["finished"]:
         raise RuntimeError(f"{out}: the run stopped before its budget")
     done = {k: summary[k] for k in ("env_steps", "wall_s", "compile_s", "devices")}
-    done.update(host=socket.gethostname(), started=round(started, 3), finished=round(time.time(), 3))
+    done.update(host=socket.gethostname(), **({"node": node} if node else {}),
+                started=round(started, 3), finished=round(time.time(), 3))
     checkpoint.atomic_write(os.path.join(out, DONE), json.dumps(done, indent=1))
     return done
 
@@ -399,7 +402,9 @@ def _die_with(parent: int) -> bool:
 
 def _ray_trial(out: str) -> dict:
     """A Ray task: one trial in a fresh worker process (its env vars came with the task)."""
-    return run_trial(out)
+    import ray
+
+    return run_trial(out, node=ray.get_runtime_context().get_node_id())
 
 
 class RayBackend:
