@@ -8,7 +8,7 @@ worse than the all-``stop`` team while all of them together do far better, then 
 is a local optimum for any learner whose gradient measures one agent's deviation with the
 others fixed (COMA's counterfactual advantage does exactly that).
 
-    python benchmarks/coma_deviations.py [--maps 3m 5m] [--episodes 200] [--seeds 5]
+    python benchmarks/coma_deviations.py [--maps 3m 5m] [--episodes 200] [--seeds 5] [--enemy nearest]
 """
 
 from __future__ import annotations
@@ -63,14 +63,15 @@ def main(argv=None) -> None:
     parser.add_argument("--modes", nargs="*", default=["coma", "focus"])
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--enemy", default="nearest", help="the scripted enemy (enemy_policy)")
     args = parser.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__} "
-          f"({jax.default_backend()}); setting coma, enemy nearest, {args.episodes} episodes "
+          f"({jax.default_backend()}); setting coma, enemy {args.enemy}, {args.episodes} episodes "
           f"x {args.seeds} seeds per cell")
     print("k agents play the mode, the others `stop`: win rate (mean return), mean over seeds\n")
     start = time.time()
     for name in args.maps:
-        env = make(name, setting="coma")
+        env = make(name, setting="coma", enemy_policy=args.enemy)
         n = env.num_agents
         print(f"| {name} | " + " | ".join(f"k = {k}" for k in range(n + 1)) + " |")
         print("|---" * (n + 2) + "|")
