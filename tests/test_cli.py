@@ -65,9 +65,18 @@ def test_a_seed_learns_the_same_alone_or_beside_others(tmp_path):
     assert seed0(1) == seed0(3)
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-    spec = RunSpec(algo="mappo", env="identity", steps=2400, seeds=2, log_every=400,
-                   eval_episodes=2, config={"num_envs": 8, "rollout_steps": 10})
+# Small runs of at least three logging points per learner family (COMA's and LICA's
+# recurrent learners carry GRU states, target critics and schedules across the cut).
+RESUME_RUNS = {
+    "mappo": dict(steps=2400, seeds=2, log_every=400, config={"num_envs": 8, "rollout_steps": 10}),
+    "coma": dict(steps=120, seeds=1, log_every=40, config={"num_envs": 4, "rollout_steps": 5}),
+    "lica": dict(steps=120, seeds=1, log_every=40, config={"num_envs": 4, "rollout_steps": 5}),
+}
+
+
+@pytest.mark.parametrize("algo", list(RESUME_RUNS))
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, algo):
+    spec = RunSpec(algo=algo, env="identity", eval_episodes=2, **RESUME_RUNS[algo])
     whole = runner.train(spec, str(tmp_path / "whole"), progress=False)
     part = str(tmp_path / "part")
     first = runner.train(spec, part, progress=False, stop_after_segments=2)

@@ -19,8 +19,7 @@ from ctde.algos import coma
 from ctde.algos.common import actors
 from ctde.algos.common.networks import ValueNetwork
 from ctde.algos.common.returns import lambda_return
-from ctde.run import runner
-from ctde.run.spec import RunSpec, build_config
+from ctde.run.spec import build_config
 
 # --- TD(lambda) ----------------------------------------------------------------------------
 
@@ -203,19 +202,6 @@ def test_target_critic_is_reset_every_c_critic_steps():
     assert int(state.critic_steps) == 250
     online, target = jax.tree.leaves(state.params.critic), jax.tree.leaves(state.target_critic)
     assert not all(np.array_equal(o, t) for o, t in zip(online, target, strict=True))
-
-
-def test_killed_run_resumes_to_identical_parameters(tmp_path):
-    spec = RunSpec(algo="coma", env="identity", config=dict(num_envs=4, rollout_steps=5),
-                   steps=4 * 5 * 6, seeds=1, log_every=4 * 5 * 2, eval_episodes=2, checkpoint_every=0)
-    whole = runner.train(spec, str(tmp_path / "whole"), progress=False, log=lambda *_: None)
-    runner.train(spec, str(tmp_path / "cut"), progress=False, stop_after_segments=1,
-                 log=lambda *_: None)
-    resumed = runner.train(spec, str(tmp_path / "cut"), resume=True, progress=False,
-                           log=lambda *_: None)
-    assert resumed["finished"]
-    for a, b in zip(jax.tree.leaves(whole["state"]), jax.tree.leaves(resumed["state"]), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 # --- settings and envs --------------------------------------------------------------------------

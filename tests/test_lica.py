@@ -17,8 +17,7 @@ import pytest
 
 from ctde import envs
 from ctde.algos import lica
-from ctde.run import runner
-from ctde.run.spec import RunSpec, build_config
+from ctde.run.spec import build_config
 
 # --- the mixing critic ---------------------------------------------------------------------
 
@@ -190,19 +189,6 @@ def test_target_critic_is_copied_every_c_critic_steps():
     for o, t in zip(jax.tree.leaves(state2.params.critic), jax.tree.leaves(state2.target_critic),
                     strict=True):
         np.testing.assert_array_equal(o, t)
-
-
-def test_killed_run_resumes_to_identical_parameters(tmp_path):
-    spec = RunSpec(algo="lica", env="identity", config=dict(num_envs=4, rollout_steps=5),
-                   steps=4 * 5 * 6, seeds=1, log_every=4 * 5 * 2, eval_episodes=2, checkpoint_every=0)
-    whole = runner.train(spec, str(tmp_path / "whole"), progress=False, log=lambda *_: None)
-    runner.train(spec, str(tmp_path / "cut"), progress=False, stop_after_segments=1,
-                 log=lambda *_: None)
-    resumed = runner.train(spec, str(tmp_path / "cut"), resume=True, progress=False,
-                           log=lambda *_: None)
-    assert resumed["finished"]
-    for a, b in zip(jax.tree.leaves(whole["state"]), jax.tree.leaves(resumed["state"]), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 # --- teams, settings and envs -------------------------------------------------------------------
