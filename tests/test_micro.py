@@ -472,10 +472,21 @@ def test_bad_actions_raise(lab, jitted_step):
 
 
 def test_scripted_enemy_beats_random_and_focus_beats_nearest():
-    r = evaluate(make("3m"), episodes=64)
+    r = evaluate(make("3m", enemy_policy="nearest"), episodes=64)
     assert r["random"]["loss_rate"] >= 0.95, r
     assert r["focus"]["win_rate"] > r["nearest"]["win_rate"] + 0.1, r
     assert 0.3 < r["nearest"]["win_rate"] < 0.7, r  # a mirror match
+
+
+def test_the_default_enemy_is_the_settings_and_the_old_one_an_option():
+    # smac: SC2's attack-move (the AI SMAC plays against); coma: the nearest-target script.
+    assert make("3m").enemy_policy == "attack_move"
+    assert make("3m", setting="coma").enemy_policy == "nearest"
+    assert make("3m", enemy_policy="nearest").enemy_policy == "nearest"
+    # The attack-moving enemy is the harder opponent for attack-nearest allies (docs/micro.md).
+    old = evaluate(make("3m", enemy_policy="nearest"), "nearest", episodes=64)
+    new = evaluate(make("3m"), "nearest", episodes=64)
+    assert new["win_rate"] < old["win_rate"] - 0.1, (old, new)
 
 
 # Two marines and a medivac against one marine, on the LAB map.

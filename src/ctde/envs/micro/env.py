@@ -80,7 +80,8 @@ class MicroConfig:
         obs_last_action: add each visible ally's last action to observations.
         state_last_action: add all agents' last actions to the global state [True].
         state_timestep: add the fraction of the episode elapsed to the global state.
-        enemy_policy: the scripted enemy: "nearest" (attack the nearest enemy within
+        enemy_policy: the scripted enemy [smac: "attack_move"; coma: "nearest"]:
+            "nearest" (attack the nearest enemy within
             shoot range, else step along the axis toward the nearest), "focus" (attack the
             lowest health+shield in weapon range), "attack_move" (SC2's attack-move:
             keep a target while it lives within scan range, else acquire one there,
@@ -116,7 +117,7 @@ class MicroConfig:
     obs_last_action: bool = False
     state_last_action: bool | None = None
     state_timestep: bool = False
-    enemy_policy: str = "nearest"
+    enemy_policy: str | None = None
     enemy_noise: float = 0.0
     enemy_reaction: float = 0.0
     random_delay: bool = True
@@ -129,7 +130,7 @@ class MicroConfig:
 
     def __post_init__(self):
         get_setting(self.setting)  # raises on an unknown name
-        if self.enemy_policy not in ENEMY_POLICIES:
+        if self.enemy_policy is not None and self.enemy_policy not in ENEMY_POLICIES:
             raise ValueError(f"enemy_policy must be one of {', '.join(ENEMY_POLICIES)}, "
                              f"got {self.enemy_policy!r}")
         for name in ("enemy_noise", "enemy_reaction"):
@@ -333,6 +334,7 @@ class MicroEnv(MultiAgentEnv):
         self.reward_only_positive = pick(cfg.reward_only_positive, st.reward_only_positive)
         self.reward_scale = pick(cfg.reward_scale, st.reward_scale)
         self.state_last_action = pick(cfg.state_last_action, st.state_last_action)
+        self.enemy_policy = pick(cfg.enemy_policy, st.enemy_policy)
         ranged = [k.range for k in self.unit_kinds[:n] if k.is_combat and k.range >= 1.0]
         self.sight_range = float(pick(cfg.sight_range, st.sight_range or max(ranged, default=9.0)))
 
@@ -359,7 +361,7 @@ class MicroEnv(MultiAgentEnv):
         # Order rules per unit: the agents follow the setting, the scripted enemy SMAC's.
         allies = np.arange(u) < n
         self._unmasked = allies & (not st.mask_attacks)  # attack orders always available
-        if cfg.enemy_policy == "attack_move":  # its script picks targets at any distance
+        if self.enemy_policy == "attack_move":  # its script picks targets at any distance
             self._unmasked = self._unmasked | ~allies
         self._needs_reach = allies & (not st.chase)  # carried out only if in weapon range
         # Field of view: distances scaled by the sight range; edge to edge if the setting
@@ -443,7 +445,7 @@ class MicroEnv(MultiAgentEnv):
         cfg, p, n = self.config, self.params, self.num_agents
         self._check(actions)
         actions = jnp.asarray(actions, jnp.int32)
-        enemy = scripted_actions(self, state, key, cfg.enemy_policy, noise=cfg.enemy_noise,
+        enemy = scripted_actions(self, state, key, self.enemy_policy, noise=cfg.enemy_noise,
                                  reaction=cfg.enemy_reaction)
         all_actions = jnp.concatenate([actions, enemy[n:]])
         all_actions = self._legal(state, all_actions)

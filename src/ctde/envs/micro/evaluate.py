@@ -103,7 +103,8 @@ def main(argv=None) -> None:
     parser.add_argument("--scenarios", nargs="*", default=None,
                         help="default: every map the setting is defined for")
     parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--enemy", default="nearest", choices=ENEMY_POLICIES)
+    parser.add_argument("--enemy", default=None, choices=ENEMY_POLICIES,
+                        help="the scripted enemy (default: the setting's)")
     parser.add_argument("--setting", default="smac", choices=tuple(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1,
@@ -112,7 +113,8 @@ def main(argv=None) -> None:
     scenarios = args.scenarios or list(SETTINGS[args.setting].maps or SCENARIO_DATA)
     seeds = range(args.seed, args.seed + args.seeds)
     per_seed = f" x {args.seeds} seeds" if args.seeds > 1 else ""
-    print(f"Allies vs the scripted enemy ({args.enemy}), setting {args.setting}, "
+    enemy = args.enemy or SETTINGS[args.setting].enemy_policy
+    print(f"Allies vs the scripted enemy ({enemy}), setting {args.setting}, "
           f"{args.episodes} episodes{per_seed}: win rate "
           f"{'+- 95% CI over seeds ' if args.seeds > 1 else ''}(mean return); "
           "last column: how often the random team loses\n")

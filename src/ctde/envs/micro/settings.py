@@ -11,9 +11,11 @@ in it asks which setting it runs.
   of view as wide as the ranged units' weapon range, attack orders never masked (one on a
   dead or out-of-range enemy does nothing), and the paper's damage-based reward.
 
-The enemy is the scripted built-in AI in both: it keeps SMAC's order rules (attack orders
-for living targets within ``shoot_range``, walking into weapon range), which is how the
-game's attack-move behaves. docs/micro.md describes both settings feature by feature.
+The enemy is a scripted built-in AI in both and keeps SMAC's order rules (attack orders
+for living targets, walking into weapon range). Its default script is the setting's:
+``attack_move`` in ``smac`` (SC2's automatic targeting, the AI SMAC plays against) and
+``nearest`` in ``coma`` (Brood War's AI targets by other rules, which we do not model).
+docs/micro.md describes both settings feature by feature.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Setting:
     win_health: float  # on a win, plus this x the allies' remaining health (not shields)
     damage_floor: float  # per unit and step, health+shield lost is clipped below this
     state_last_action: bool
+    enemy_policy: str  # the scripted enemy: nearest, focus, attack_move or stop [smac: attack_move; coma: nearest]
 
     def check_scenario(self, name: str) -> None:
         if self.maps is not None and name not in self.maps:
@@ -87,6 +90,7 @@ SETTINGS: dict[str, Setting] = {
             mask_attacks=True, chase=True,
             reward_only_positive=True, reward_scale=True, ally_death_penalty=True,
             win_health=0.0, damage_floor=float("-inf"), state_last_action=True,
+            enemy_policy="attack_move",
         ),
         # The paper: local observations hold "distance, relative x, relative y, unit type
         # and shield" of each unit in view (not health, not the agent's own health); the
@@ -106,6 +110,7 @@ SETTINGS: dict[str, Setting] = {
             mask_attacks=False, chase=False,
             reward_only_positive=False, reward_scale=False, ally_death_penalty=False,
             win_health=1.0, damage_floor=0.0, state_last_action=False,
+            enemy_policy="nearest",
         ),
     )
 }
