@@ -65,7 +65,7 @@ class Setting:
     win_health: float  # on a win, plus this x the allies' remaining health (not shields)
     damage_floor: float  # per unit and step, health+shield lost is clipped below this
     state_last_action: bool
-    enemy_policy: str  # the scripted enemy: nearest, focus, attack_move or stop [smac: attack_move; coma: nearest]
+    enemy_policy: str  # scripted enemy: nearest, focus, attack_move, stop [smac: attack_move]
 
     def check_scenario(self, name: str) -> None:
         if self.maps is not None and name not in self.maps:
