@@ -176,50 +176,51 @@ def expand(grid: dict) -> list[Trial]:
     run = {k: base[k] for k in RUN_FIELDS if k in base}
     run.update({k: grid[k] for k in RUN_FIELDS if k in grid})
     trials: list[Trial] = []
-    for algo in algo_names:
-        for env in env_names:
-            config = dict(base.get("config") or {}) if base.get("algo", algo) == algo else {}
-            env_params = dict(base.get("env_params") or {}) if base.get("env", env) == env else {}
-            axes: list[tuple[str, str, list]] = []  # (kind, name, values)
-            for kind, source, where, applies in (
-                ("config", settings, "set", lambda k, a=algo: k in fields[a]),
-                ("config", _mapping(per_algo.get(algo), ""), f"per_algo.{algo}", lambda k: True),
-                ("env", env_settings, "env", lambda k, e=env: k in params[e]),
-                ("env", _mapping(per_env.get(env), ""), f"per_env.{env}", lambda k: True),
-            ):
-                for key, value in source.items():
-                    if not applies(key):
-                        continue
-                    annotation = fields[algo].get(key) if kind == "config" else None
-                    try:
-                        values = _axis(value, annotation)
-                    except ValueError as e:
-                        raise ValueError(f"{where}.{key}: {e}") from None
-                    target = config if kind == "config" else env_params
-                    axes = [a for a in axes if (a[0], a[1]) != (kind, key)]  # later ones win
-                    if values is None:
-                        target[key] = value
+    # Task by task (every algorithm on one env before the next env): a sweep stopped part
+    # way leaves whole rows of its table, each comparable across algorithms.
+    for env, algo in itertools.product(env_names, algo_names):
+        config = dict(base.get("config") or {}) if base.get("algo", algo) == algo else {}
+        env_params = dict(base.get("env_params") or {}) if base.get("env", env) == env else {}
+        axes: list[tuple[str, str, list]] = []  # (kind, name, values)
+        for kind, source, where, applies in (
+            ("config", settings, "set", lambda k, a=algo: k in fields[a]),
+            ("config", _mapping(per_algo.get(algo), ""), f"per_algo.{algo}", lambda k: True),
+            ("env", env_settings, "env", lambda k, e=env: k in params[e]),
+            ("env", _mapping(per_env.get(env), ""), f"per_env.{env}", lambda k: True),
+        ):
+            for key, value in source.items():
+                if not applies(key):
+                    continue
+                annotation = fields[algo].get(key) if kind == "config" else None
+                try:
+                    values = _axis(value, annotation)
+                except ValueError as e:
+                    raise ValueError(f"{where}.{key}: {e}") from None
+                target = config if kind == "config" else env_params
+                axes = [a for a in axes if (a[0], a[1]) != (kind, key)]  # later ones win
+                if values is None:
+                    target[key] = value
+                else:
+                    target.pop(key, None)
+                    axes.append((kind, key, values))
+        for point in itertools.product(*(values for _, _, values in axes)):
+            for variant, changes in variants.items():
+                trial_config, trial_env = dict(config), dict(env_params)
+                labels = {}
+                for (kind, key, _), value in zip(axes, point, strict=True):
+                    (trial_config if kind == "config" else trial_env)[key] = value
+                    labels[key if kind == "config" else f"env.{key}"] = value
+                for key, value in (changes or {}).items():
+                    if key.startswith("env."):
+                        if key[4:] in params[env]:
+                            trial_env[key[4:]] = value
                     else:
-                        target.pop(key, None)
-                        axes.append((kind, key, values))
-            for point in itertools.product(*(values for _, _, values in axes)):
-                for variant, changes in variants.items():
-                    trial_config, trial_env = dict(config), dict(env_params)
-                    labels = {}
-                    for (kind, key, _), value in zip(axes, point, strict=True):
-                        (trial_config if kind == "config" else trial_env)[key] = value
-                        labels[key if kind == "config" else f"env.{key}"] = value
-                    for key, value in (changes or {}).items():
-                        if key.startswith("env."):
-                            if key[4:] in params[env]:
-                                trial_env[key[4:]] = value
-                        else:
-                            trial_config[key] = value
-                    if variant is not None:
-                        labels["variant"] = variant
-                    spec = {"algo": algo, "env": env, "env_params": trial_env,
-                            "config": trial_config, **copy.deepcopy(run)}
-                    trials.append(Trial(_trial_name(algo, env, labels), spec, labels))
+                        trial_config[key] = value
+                if variant is not None:
+                    labels["variant"] = variant
+                spec = {"algo": algo, "env": env, "env_params": trial_env,
+                        "config": trial_config, **copy.deepcopy(run)}
+                trials.append(Trial(_trial_name(algo, env, labels), spec, labels))
     names = [t.name for t in trials]
     for i, trial in enumerate(trials):  # distinct folders even when names sanitise alike
         if names.count(trial.name) > 1:
