@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ctde demo --out runs/demo
 
-# Two test processes (pytest-xdist): the suite is mostly compilation, one core each.
+# Two test processes (pytest-xdist): the suite is mostly compilation, one core each;
+# tests sharing a module fixture stay in one process (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
