@@ -15,10 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ctde demo --out runs/demo
 
-# Two test processes (pytest-xdist): the suite is mostly compilation, one core each;
-# tests sharing a module fixture stay in one process (tests/conftest.py).
+# Two test processes (pytest-xdist): the suite is mostly compilation, one core each.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -20,19 +20,3 @@ else:
 def pytest_sessionfinish(session, exitstatus):
     if _CACHE is not None:
         shutil.rmtree(_CACHE, ignore_errors=True)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (``make test``) the tests that share a
-    module-scoped fixture (a trained run, a sweep, a Ray cluster) run in one worker, so
-    the fixture is built once rather than once per worker."""
-    import pytest
-
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shared = sorted(name for name, defs in info.name2fixturedefs.items()
-                        if defs and defs[-1].scope == "module")
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))

@@ -136,9 +136,9 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_killed_run_leaves_no_l
     assert int(rows(out)[-1]["env_steps"]) == 8000
 
 
-SPREAD = ["train", "mappo", "simple_spread", "--steps", "2000", "--log-every", "20",
+SPREAD = ["train", "mappo", "simple_spread", "--steps", "4000", "--log-every", "20",
           "--num-envs", "4", "--rollout-steps", "5", "--num-minibatches", "1",
-          "--eval-episodes", "2", "--checkpoint-every", "3600"]  # 100 points, saved first and last
+          "--eval-episodes", "2", "--checkpoint-every", "3600"]  # 200 points, saved first and last
 
 
 def interrupted(out, after_line, sig=signal.SIGINT):
@@ -161,7 +161,7 @@ def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tm
     done = ctde(*SPREAD, "--out", whole, "--no-progress")
     assert done.returncode == 0, done.stderr
     reference = without_timing(rows(whole))
-    assert len(reference) == 100
+    assert len(reference) == 200
 
     for name, line, sig in (("int", "  60/", signal.SIGINT), ("term", "  1,000/", signal.SIGTERM)):
         out = str(tmp_path / name)
@@ -172,7 +172,7 @@ def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tm
         at = int(hint.split("env step ")[1].split(" ")[0].replace(",", ""))
         # the checkpoint holds everything metrics.csv shows: nothing is redone or lost
         assert checkpoints(out)[-1] == f"step-{at:012d}.msgpack"
-        assert int(rows(out)[-1]["env_steps"]) == at < 2000
+        assert int(rows(out)[-1]["env_steps"]) == at < 4000
         resumed = ctde("train", "--resume", out, "--no-progress")
         assert resumed.returncode == 0, resumed.stderr
         # every column, the evaluation's included, as if never interrupted
