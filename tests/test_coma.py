@@ -169,7 +169,7 @@ def compiled(algo: str):
 
 def accuracy_after(algo: str, segments: int, seed: int = 0):
     trainer, segment = compiled(algo)
-    state = trainer.init(jax.random.PRNGKey(seed))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(seed))
     for _ in range(segments):
         state, metrics = segment(state)
     sums = metrics["episode_sums"]
@@ -242,5 +242,5 @@ def test_cli_refuses_continuous_actions_in_one_line(tmp_path):
 @pytest.mark.parametrize("env", ["simple_spread", "simple_reference", "simple_speaker_listener"])
 def test_cooperative_discrete_mpe_tasks_train(env):
     trainer = coma.make_train(coma.Config(num_envs=2, rollout_steps=4), envs.make(env))
-    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.PRNGKey(0)))
+    state, metrics = jax.jit(trainer.update)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
     assert all(np.isfinite(v) for v in jax.tree.leaves(metrics["losses"]))

@@ -51,7 +51,7 @@ def test_mappo_trains_through_the_bridge(bridge):
     trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=25, num_minibatches=1,
                                             anneal_lr=False), bridge)
     update = jax.jit(trainer.update)
-    state = trainer.init(jax.random.PRNGKey(0))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     for _ in range(2):
         state, metrics = update(state)
     sums = metrics["episode_sums"]

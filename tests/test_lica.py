@@ -153,7 +153,7 @@ def compiled():
 
 def accuracy_after(segments: int, seed: int = 0):
     trainer, segment = compiled()
-    state = trainer.init(jax.random.PRNGKey(seed))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(seed))
     for _ in range(segments):
         state, metrics = segment(state)
     sums = metrics["episode_sums"]
@@ -179,13 +179,13 @@ def test_same_seed_gives_identical_metrics_and_parameters():
 
 def test_target_critic_is_copied_every_c_critic_steps():
     trainer, segment = compiled()
-    state, _ = segment(trainer.init(jax.random.PRNGKey(0)))  # 25 critic steps: a copy after 20
+    state, _ = segment(jax.jit(trainer.init)(jax.random.PRNGKey(0)))  # 25 critic steps: a copy after 20
     assert int(state.critic_steps) == 25
     online, target = jax.tree.leaves(state.params.critic), jax.tree.leaves(state.target_critic)
     assert not all(np.array_equal(o, t) for o, t in zip(online, target, strict=True))
     trainer2 = lica.make_train(build_config("lica", {**IDENTITY, "target_update_every": 1}),
                                envs.make("identity"))
-    state2, _ = jax.jit(trainer2.update)(trainer2.init(jax.random.PRNGKey(0)))
+    state2, _ = jax.jit(trainer2.update)(jax.jit(trainer2.init)(jax.random.PRNGKey(0)))
     for o, t in zip(jax.tree.leaves(state2.params.critic), jax.tree.leaves(state2.target_critic),
                     strict=True):
         np.testing.assert_array_equal(o, t)
@@ -199,7 +199,7 @@ def test_predators_learn_against_frozen_or_random_prey():
     for prey in ("frozen", "random"):
         trainer = lica.make_train(lica.Config(num_envs=2, rollout_steps=4, team_algos=("lica", prey)),
                                   env)
-        state = trainer.init(jax.random.PRNGKey(0))
+        state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
         new, metrics = jax.jit(trainer.update)(state)
         assert all(np.isfinite(v) for v in jax.tree.leaves(metrics["losses"]))
         # The critic mixes the three predators' policies only.
@@ -253,7 +253,7 @@ def test_continuous_identity_is_learned_through_reparameterised_actions():
     trainer = lica.make_train(build_config("lica", {**IDENTITY, "entropy": "plain",
                                                     "ent_coef": 0.01}), env)
     segment = jax.jit(lambda s: jax.lax.scan(lambda s, _: trainer.update(s), s, None, 25))
-    state = trainer.init(jax.random.PRNGKey(0))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     for _ in range(4):
         state, metrics = segment(state)
     sums = metrics["episode_sums"]
@@ -270,5 +270,5 @@ def test_continuous_identity_is_learned_through_reparameterised_actions():
 @pytest.mark.parametrize("env,params", [("3m", {}), ("5m", {"setting": "coma"})])
 def test_micro_maps_train_with_dead_agents_masked(env, params):
     trainer = lica.make_train(lica.Config(num_envs=2, rollout_steps=4), envs.make(env, **params))
-    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.PRNGKey(0)))
+    state, metrics = jax.jit(trainer.update)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
     assert all(np.isfinite(v) for v in jax.tree.leaves(metrics["losses"]))

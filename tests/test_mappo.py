@@ -77,7 +77,7 @@ def identity_trainer(**config):
 
 def train_identity(updates, key=0, **config):
     trainer, update = identity_trainer(**config)
-    state = trainer.init(jax.random.PRNGKey(key))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(key))
     for _ in range(updates):
         state, metrics = update(state)
     return trainer, state, metrics
@@ -164,7 +164,7 @@ def test_shared_critic_input_is_read_once_per_env(recurrent):
         trainer = mappo.make_train(mappo.Config(num_envs=4, rollout_steps=2, recurrent=recurrent,
                                                 hidden=(8,), gru_size=8, anneal_lr=False,
                                                 **config), env)
-        state = trainer.init(jax.random.PRNGKey(0))
+        state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
         critic = state.params.critic["params"]
         torso = critic[layer]["MLP_0"] if recurrent else critic[layer]
         assert torso["Dense_0"]["kernel"].shape[0] == width
@@ -178,7 +178,7 @@ def test_continuous_actions_improve():
     env = make("identity", num_agents=2, num_actions=2, continuous_actions=True)
     trainer = mappo.make_train(mappo.Config(num_envs=16, rollout_steps=10, anneal_lr=False), env)
     update = jax.jit(trainer.update)
-    state = trainer.init(jax.random.PRNGKey(0))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     returns = []
     for _ in range(150):
         state, m = update(state)
@@ -216,7 +216,7 @@ def test_recurrent_mappo_remembers_what_feed_forward_cannot():
                               recurrent=recurrent, hidden=(32,), gru_size=32, anneal_lr=False)
         trainer = mappo.make_train(config, env)
         update = jax.jit(trainer.update)
-        state = trainer.init(jax.random.PRNGKey(0))
+        state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
         for _ in range(150):
             state, m = update(state)
         accuracy[recurrent] = float(m["episode_sums"]["accuracy"] / m["episode_sums"]["episodes"])

@@ -141,10 +141,12 @@ SPREAD = ["train", "mappo", "simple_spread", "--steps", "4000", "--log-every", "
           "--eval-episodes", "2", "--checkpoint-every", "3600"]  # 200 points, saved first and last
 
 
-def interrupted(out, after_line, sig=signal.SIGINT):
-    """Start the spread run, send ``sig`` once ``after_line`` is read; (code, stderr)."""
+def interrupted(out, after_line, sig=signal.SIGINT, cold=False):
+    """Start the spread run, send ``sig`` once ``after_line`` is read; (code, stderr).
+    ``cold``: without the compilation cache, so that compiling outlasts the signal's way."""
+    env = {**child_env(), **({"JAX_ENABLE_COMPILATION_CACHE": "false"} if cold else {})}
     child = subprocess.Popen([*CTDE, *SPREAD, "--out", out], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=child_env())
+                             stderr=subprocess.PIPE, text=True, env=env)
     wait_for(child, after_line)
     child.send_signal(sig)
     _, err = child.communicate(timeout=600)
@@ -154,7 +156,7 @@ def interrupted(out, after_line, sig=signal.SIGINT):
 def test_interrupts_save_what_was_done_and_resume_equals_an_uninterrupted_run(tmp_path):
     # Ctrl-C while compiling: nothing to resume, said so, and the same command starts afresh.
     whole = str(tmp_path / "whole")
-    code, err = interrupted(whole, "training mappo")
+    code, err = interrupted(whole, "training mappo", cold=True)
     assert code == 130, err
     assert "nothing to resume" in err and "--resume" not in err, err
     assert checkpoints(whole) == []
@@ -319,6 +321,11 @@ def test_competitive_env_with_a_shared_policy_says_so_and_reports_each_team(tmp_
     assert len(notes) == 1 and "one shared policy" in notes[0] and "self-play" in notes[0]
     summary = next(line for line in done.stdout.splitlines() if line.startswith("done: "))
     assert "return_mean " in summary and "(adversary " in summary and ", good " in summary, summary
+    rows = list(csv.DictReader(open(tmp_path / "tag" / "metrics.csv")))
+    last = [r for r in rows if r["env_steps"] == rows[-1]["env_steps"]]
+    for key in ("eval_return_mean_adversary", "eval_return_mean_good"):  # a team mean of 0 is 0, not nan
+        mean = np.mean([float(r[key]) for r in last])
+        assert f"{key.split('_')[-1]} {mean:.3f}" in summary.split("eval_return_mean")[1], summary
     if (os.cpu_count() or 1) == 2:
         assert "3 seeds do not split evenly over 2 cores, so they ran on 1; 2 or 4 seeds" in summary
 

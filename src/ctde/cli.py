@@ -178,7 +178,7 @@ def _print_summary(out: str, summary: dict, spec=None) -> None:
         return
 
     def mean(key):  # over seeds; nan when the column is empty (e.g. no evaluation)
-        values = np.array([float(r.get(key) or "nan") for r in rows])
+        values = np.array([float("nan") if r.get(key) in (None, "") else float(r[key]) for r in rows])
         return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
 
     def with_teams(key):  # "return_mean 0.187 (adversary 6.090, agent -17.530)"

@@ -256,7 +256,7 @@ def _yaml_value(v):
 
 
 def initial_state(trainer, spec: RunSpec):
-    return jax.vmap(trainer.init)(seed_keys(spec))
+    return jax.jit(lambda keys: jax.lax.map(trainer.init, keys))(seed_keys(spec))
 
 
 def load_learner(run_dir: str, which: str | None = None):
