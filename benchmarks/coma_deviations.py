@@ -18,43 +18,19 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ctde.envs import make
-from ctde.envs.micro.common import STOP
-from ctde.envs.micro.heuristic import heuristic_actions
+from ctde.envs.micro.evaluate import evaluate
 
 
 def mixed_team_returns(env, mode: str, episodes: int, seed: int):
     """``[n + 1, 2]``: win rate and mean return when the first k agents play ``mode``
     and the others ``stop``, for k = 0..n (one compiled program, the same episodes)."""
     n = env.num_agents
-
-    def episode(key, k):
-        _, state = env.reset(key)
-        scripted = jnp.arange(n) < k
-
-        def body(carry, key):
-            state, done, won, ret = carry
-            actions = heuristic_actions(env, state, key, mode)
-            stop = jnp.where(env.avail_actions(state)[:, STOP], STOP, 0)
-            actions = jnp.where(scripted, actions, stop).astype(jnp.int32)
-            _, nxt, reward, terminated, truncated, info = env.step(key, state, actions)
-            live = ~done
-            state = jax.tree.map(lambda a, b: jnp.where(live, a, b), nxt, state)
-            won = won | (live & (info["won"] > 0))
-            ret = ret + jnp.where(live, reward[0], 0.0)
-            return (state, done | terminated | truncated, won, ret), None
-
-        init = (state, False, False, jnp.float32(0))
-        (_, _, won, ret), _ = jax.lax.scan(body, init, jax.random.split(key, env.max_steps))
-        return won, ret
-
-    keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
-    run = jax.jit(jax.vmap(jax.vmap(episode, (0, None)), (None, 0)))
-    won, ret = run(keys, jnp.arange(n + 1))  # [k, episodes]
-    return np.stack([np.asarray(won).mean(1), np.asarray(ret).mean(1)], 1)
+    teams = [(mode,) * k + ("stop",) * (n - k) for k in range(n + 1)]
+    result = evaluate(env, teams, episodes, seed)
+    return np.array([[result[t]["win_rate"], result[t]["return_mean"]] for t in teams])
 
 
 def main(argv=None) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 from ctde.run.report import collect, curves
 
 METHODS = ("iac_v", "iac_q", "central_v", "central_qv", "coma")
@@ -31,49 +29,22 @@ PAPER = {
 }
 
 
-def heuristic_win_rates(env_name: str, params: dict, episodes: int, seeds: int = 5) -> list[float]:
+def scripted_win_rates(env_name: str, params: dict, episodes: int, seeds: int = 5) -> dict:
+    """``{"coma": rates, "stop": rates}``: the paper's heuristic and an always-``stop`` team,
+    ``episodes`` first episodes per seed on the same draws."""
     from ctde import envs
     from ctde.envs.micro.evaluate import evaluate
 
     env = envs.make(env_name, **params)
-    return [evaluate(env, "coma", episodes=episodes, seed=s)["win_rate"] for s in range(seeds)]
-
-
-def always_stop_win_rates(env_name: str, params: dict, episodes: int, seeds: int = 5) -> list[float]:
-    """Win rates of allies that always take ``stop`` (the no-op when dead), first episodes."""
-    import jax
-    import jax.numpy as jnp
-
-    from ctde import envs
-    from ctde.envs.micro.common import NOOP, STOP
-    from ctde.envs.wrappers import training_env
-
-    env = training_env(envs.make(env_name, **params))
-
-    @jax.jit
-    def play(key):
-        k_reset, k_run = jax.random.split(key)
-        _, state = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
-
-        def step(carry, key):
-            state, finished, won = carry
-            avail = jax.vmap(env.avail_actions)(state)
-            actions = jnp.where(avail[..., STOP], STOP, NOOP)
-            _, state, _, _, _, info = jax.vmap(env.step)(jax.random.split(key, episodes), state, actions)
-            first = info["episode_done"] & ~finished
-            won = won + jnp.where(first, info["episode"]["won"], 0.0)
-            return (state, finished | info["episode_done"], won), None
-
-        init = (state, jnp.zeros(episodes, bool), jnp.zeros(episodes))
-        (_, _, won), _ = jax.lax.scan(step, init, jax.random.split(k_run, env.max_steps))
-        return won.mean()
-
-    return [float(play(jax.random.PRNGKey(s))) for s in range(seeds)]
+    runs = [evaluate(env, ("coma", "stop"), episodes=episodes, seed=s) for s in range(seeds)]
+    return {team: [r[team]["win_rate"] for r in runs] for team in ("coma", "stop")}
 
 
 def t_interval(rates) -> str:
-    half = 2.776 * np.std(rates, ddof=1) / np.sqrt(len(rates))  # t(0.975, 4 degrees of freedom)
-    return f"{np.mean(rates):.2f} +- {half:.2f}"
+    from ctde.envs.micro.evaluate import win_rate_ci
+
+    mean, half = win_rate_ci(rates)
+    return f"{mean:.2f} +- {half:.2f}"
 
 
 def main() -> None:
@@ -105,8 +76,8 @@ def main() -> None:
         cells = [task]
         if args.heuristic:
             params = json.loads(next(r["env_params"] for r in rows if r["task"] == task))
-            cells.append(t_interval(heuristic_win_rates(env_name, params, args.episodes)))
-            cells.append(t_interval(always_stop_win_rates(env_name, params, args.episodes)))
+            scripted = scripted_win_rates(env_name, params, args.episodes)
+            cells += [t_interval(scripted["coma"]), t_interval(scripted["stop"])]
         for method in METHODS:
             c = last.get((task, method))
             if c is None:

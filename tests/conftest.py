@@ -6,7 +6,22 @@ the numbers are the same. The cache is fresh for each session and removed after 
 
 import os
 import shutil
+import signal
 import tempfile
+
+import pytest
+
+# The suite's time is mostly XLA compiling small programs, and LLVM's optimisation passes
+# are most of that: tests check behaviour, not speed, so they compile (in this process and
+# in every child that inherits XLA_FLAGS) without them, in about 60 % of the time.
+# Benchmarks and users compile at XLA's default level.
+# A suite started in the background (`make test &`) inherits SIGINT ignored, and so would
+# every run it starts: the interrupt tests need Ctrl-C as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # before any test module imports JAX
     _CACHE = tempfile.mkdtemp(prefix="ctde-tests-jax-cache-")
@@ -20,3 +35,11 @@ else:
 def pytest_sessionfinish(session, exitstatus):
     if _CACHE is not None:
         shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+@pytest.fixture
+def env_without_device_count() -> dict:
+    """This process's environment with no host device count in XLA_FLAGS: a child in
+    which the CLI chooses it."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    return {**os.environ, "XLA_FLAGS": " ".join(flags)}

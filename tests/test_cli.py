@@ -217,7 +217,8 @@ def test_seeds_spread_over_host_devices_train_and_resume(tmp_path):
     import sys
 
     out = str(tmp_path / "sharded")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags)
     code = ("import sys; from ctde.run import runner; from ctde.run.spec import RunSpec; "
             "import jax; assert len(jax.devices()) == 2; "
             "spec = RunSpec(algo='mappo', env='identity', steps=1200, seeds=2, log_every=400, "
@@ -232,13 +233,13 @@ def test_seeds_spread_over_host_devices_train_and_resume(tmp_path):
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores")
-def test_cli_spreads_seeds_over_cores_by_itself(tmp_path):
+def test_cli_spreads_seeds_over_cores_by_itself(tmp_path, env_without_device_count):
     """Without any XLA flag from the user the CLI sets the host device count before JAX
     starts, so two seeds run on two cores."""
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = env_without_device_count
     done = subprocess.run(
         [sys.executable, "-m", "ctde.cli", "train", "mappo", "identity", "--steps", "400",
          "--seeds", "2", "--log-every", "400", "--eval-episodes", "0", "--num-envs", "8",

@@ -47,7 +47,7 @@ def test_bad_settings_fail_before_anything_is_written(args, expected, tmp_path, 
 
 SPLIT_CHECK = """
 import os, json
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 import jax, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from ctde.algos import maddpg
@@ -77,14 +77,14 @@ print(json.dumps({
 """
 
 
-def test_a_learner_split_over_two_devices_takes_the_gradient_steps_of_one():
+def test_a_learner_split_over_two_devices_takes_the_gradient_steps_of_one(env_without_device_count):
     """Two devices that each take half of every batch and average their gradients hold
     identical copies of the learner, equal (up to rounding) to one device on whole batches."""
     import json
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = env_without_device_count
     done = subprocess.run([sys.executable, "-c", SPLIT_CHECK], env=env, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
@@ -93,11 +93,11 @@ def test_a_learner_split_over_two_devices_takes_the_gradient_steps_of_one():
     assert result["max_diff"] < 1e-4 * result["max_param"], result
 
 
-def test_cli_splits_a_single_seeds_batches_over_the_cores(tmp_path):
+def test_cli_splits_a_single_seeds_batches_over_the_cores(tmp_path, env_without_device_count):
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = env_without_device_count
     done = subprocess.run(
         [sys.executable, "-m", "ctde.cli", "train", "maddpg", "simple_spread", "--steps", "500",
          "--log-every", "250", "--out", str(tmp_path / "run"), *TINY],

@@ -478,6 +478,20 @@ def test_scripted_enemy_beats_random_and_focus_beats_nearest():
     assert 0.3 < r["nearest"]["win_rate"] < 0.7, r  # a mirror match
 
 
+def test_mixed_teams_play_each_agents_policy_on_the_same_episodes():
+    env = make("3m", setting="coma")
+    teams = ["coma", "stop", ("coma",) * 3, ("stop",) * 3, ("coma", "stop", "stop")]
+    r = evaluate(env, teams, episodes=32)
+    assert r["coma"] == r[("coma",) * 3] and r["stop"] == r[("stop",) * 3]
+    assert r["coma"]["win_rate"] > 0.3 and r["stop"]["return_mean"] != r["coma"]["return_mean"]
+    assert r[("coma", "stop", "stop")]["return_mean"] not in (r["coma"]["return_mean"],
+                                                              r["stop"]["return_mean"])
+    with pytest.raises(ValueError, match="names 2 policies for 3 agents"):
+        evaluate(env, [("coma", "stop")])
+    with pytest.raises(ValueError, match="unknown ally policy 'hold'.*'stop'"):
+        evaluate(env, "hold")
+
+
 def test_the_default_enemy_is_the_settings_and_the_old_one_an_option():
     # smac: SC2's attack-move (the AI SMAC plays against); coma: the nearest-target script.
     assert make("3m").enemy_policy == "attack_move"

@@ -293,7 +293,9 @@ def run_lock(out: str):
 
 class _StopSignal:
     """SIGINT/SIGTERM ask the loop to stop after the segment in flight (then it saves a
-    checkpoint); a second signal stops at once, as an ordinary Ctrl-C does."""
+    checkpoint); a second signal stops at once, as an ordinary Ctrl-C does. A signal
+    ignored when the run starts (SIGINT in a script's background job) stays ignored, so a
+    Ctrl-C meant for the script does not stop the run."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -304,7 +306,8 @@ class _StopSignal:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):

@@ -9,39 +9,49 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ctde.envs.micro.common import uniform
+from ctde.envs.micro.common import NOOP, STOP, uniform
 from ctde.envs.micro.env import ENEMY_POLICIES
 from ctde.envs.micro.heuristic import heuristic_actions
 
 # Ally policies: attack_move needs attack orders beyond the shoot range, which the agents'
-# rules do not give, so it plays the enemy only.
-POLICIES = ("random", "nearest", "focus", "coma")
+# rules do not give, so it plays the enemy only. "stop" holds position (and fires at what
+# enters weapon range), the no-op once dead.
+POLICIES = ("random", "nearest", "focus", "coma", "stop")
 
 
-def evaluate(env, allies=POLICIES, episodes: int = 200, seed: int = 0) -> dict:
-    """Win/loss rates and mean return of ally policies against the env's scripted enemy.
+def evaluate(env, allies=POLICIES[:4], episodes: int = 200, seed: int = 0) -> dict:
+    """Win/loss rates and mean return of ally teams against the env's scripted enemy.
 
-    ``allies``: one policy or a sequence of them, each "random" (uniform over available
-    actions) or a scripted mode. All policies and episodes run in one jitted, vmapped
-    scan (one compile); the same episode seeds serve every policy. Returns
-    ``{policy: {"win_rate", "loss_rate", "return_mean", "length_mean"}}`` (host floats),
-    or that inner dict when ``allies`` is a single string.
+    ``allies``: one team or a sequence of them. A team is a policy name for every agent
+    ("random": uniform over available actions; "stop"; or a scripted mode) or a tuple of
+    one name per agent (a mixed team). All teams and episodes run in one jitted, vmapped
+    scan (one compile); the same episode seeds serve every team. Returns
+    ``{team: {"win_rate", "loss_rate", "return_mean", "length_mean"}}`` (host floats),
+    or that inner dict when ``allies`` is a single name.
     """
     single = isinstance(allies, str)
-    names = (allies,) if single else tuple(allies)
-    for name in names:
-        if name not in POLICIES:
-            raise ValueError(f"unknown ally policy {name!r}: use one of {POLICIES}")
+    teams = (allies,) if single else tuple(allies)
+    players = [(t,) * env.num_agents if isinstance(t, str) else tuple(t) for t in teams]
+    for team, agents in zip(teams, players, strict=True):
+        if len(agents) != env.num_agents:
+            raise ValueError(f"team {team} names {len(agents)} policies for {env.num_agents} agents")
+        for name in agents:
+            if name not in POLICIES:
+                raise ValueError(f"unknown ally policy {name!r}: use one of {POLICIES}")
+    base = sorted(set(sum(players, ())))
+    plays = jnp.array([[base.index(name) for name in agents] for agents in players])  # [teams, N]
 
     def act(key, state, which):
-        options = []
-        for name in names:
+        options = []  # [len(base), N]: every base policy's actions, then each agent's pick
+        for name in base:
             if name == "random":
                 draw = uniform(key, (env.num_agents, env.n_actions), salt=3)
                 options.append(jnp.argmax(jnp.where(env.avail_actions(state), draw, -1.0), 1))
+            elif name == "stop":
+                options.append(jnp.where(env.avail_actions(state)[:, STOP], STOP, NOOP))
             else:
                 options.append(heuristic_actions(env, state, key, name))
-        return jnp.stack(options)[which].astype(jnp.int32)
+        return jnp.stack(options)[plays[which], jnp.arange(env.num_agents)].astype(jnp.int32)
 
     def episode(key, which):
         _, state = env.reset(key)
@@ -65,14 +75,14 @@ def evaluate(env, allies=POLICIES, episodes: int = 200, seed: int = 0) -> dict:
 
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
     run = jax.jit(jax.vmap(jax.vmap(episode, (0, None)), (None, 0)))
-    won, lost, ret, length = run(keys, jnp.arange(len(names)))  # [policies, episodes]
+    won, lost, ret, length = run(keys, jnp.arange(len(teams)))  # [teams, episodes]
     out = {
-        name: {"win_rate": float(jnp.mean(won[i])), "loss_rate": float(jnp.mean(lost[i])),
+        team: {"win_rate": float(jnp.mean(won[i])), "loss_rate": float(jnp.mean(lost[i])),
                "return_mean": float(jnp.mean(ret[i])),
                "length_mean": float(jnp.mean(length[i]))}
-        for i, name in enumerate(names)
+        for i, team in enumerate(teams)
     }
-    return out[names[0]] if single else out
+    return out[teams[0]] if single else out
 
 
 def win_rate_ci(rates) -> tuple[float, float]:
@@ -118,14 +128,15 @@ def main(argv=None) -> None:
           f"{args.episodes} episodes{per_seed}: win rate "
           f"{'+- 95% CI over seeds ' if args.seeds > 1 else ''}(mean return); "
           "last column: how often the random team loses\n")
-    print("| scenario | " + " | ".join(f"{p} allies" for p in POLICIES) + " | random loses |")
-    print("|---" * (len(POLICIES) + 2) + "|")
+    shown = POLICIES[:4]
+    print("| scenario | " + " | ".join(f"{p} allies" for p in shown) + " | random loses |")
+    print("|---" * (len(shown) + 2) + "|")
     start = time.time()
     for name in scenarios:
         env = make(name, enemy_policy=args.enemy, setting=args.setting)
-        runs = [evaluate(env, POLICIES, args.episodes, seed) for seed in seeds]
+        runs = [evaluate(env, shown, args.episodes, seed) for seed in seeds]
         cells = []
-        for policy in POLICIES:
+        for policy in shown:
             mean, half = win_rate_ci([r[policy]["win_rate"] for r in runs])
             ret = sum(r[policy]["return_mean"] for r in runs) / len(runs)
             ci = f" +- {half:.2f}" if args.seeds > 1 else ""
