@@ -256,6 +256,10 @@ def _yaml_value(v):
 
 
 def initial_state(trainer, spec: RunSpec):
+    """Every seed's initial state, built by one jitted program (op by op, a micro map's
+    init takes seconds of small compilations). Seeds go one after another (``lax.map``),
+    not ``vmap``: a batched orthogonal initialiser (a batched QR) inside jit can deadlock
+    XLA's CPU thread pool (jaxlib 0.10), as ``maddpg.init_per_agent`` notes."""
     return jax.jit(lambda keys: jax.lax.map(trainer.init, keys))(seed_keys(spec))
 
 
