@@ -11,15 +11,15 @@ import tempfile
 
 import pytest
 
-# The suite's time is mostly XLA compiling small programs, and LLVM's optimisation passes
-# are most of that: tests check behaviour, not speed, so they compile (in this process and
-# in every child that inherits XLA_FLAGS) without them, in about 60 % of the time.
-# Benchmarks and users compile at XLA's default level.
 # A suite started in the background (`make test &`) inherits SIGINT ignored, and so would
 # every run it starts: the interrupt tests need Ctrl-C as a terminal delivers it.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The suite's time is mostly XLA compiling small programs, and LLVM's optimisation passes
+# are most of that: tests check behaviour, not speed, so they compile (in this process and
+# in every child that inherits XLA_FLAGS) without them, in about 60 % of the time.
+# Benchmarks and users compile at XLA's default level.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 

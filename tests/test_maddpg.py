@@ -260,13 +260,10 @@ def test_critics_are_differentiated_at_one_hots_unless_relaxed(estimator):
 
 # --- the whole learner ------------------------------------------------------------------
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0}  # a fraction of the compile time
-
-
 def compiled(trainer):
-    """The trainer with ``init`` and ``update`` compiled once (without LLVM optimisation)."""
-    init = jax.jit(trainer.init).lower(jax.random.PRNGKey(0)).compile(FAST_COMPILE)
-    update = jax.jit(trainer.update).lower(init(jax.random.PRNGKey(0))).compile(FAST_COMPILE)
+    """The trainer with ``init`` and ``update`` compiled once."""
+    init = jax.jit(trainer.init).lower(jax.random.PRNGKey(0)).compile()
+    update = jax.jit(trainer.update).lower(init(jax.random.PRNGKey(0))).compile()
     return trainer._replace(init=init), update
 
 
