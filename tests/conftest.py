@@ -43,3 +43,15 @@ def env_without_device_count() -> dict:
     which the CLI chooses it."""
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
     return {**os.environ, "XLA_FLAGS": " ".join(flags)}
+
+
+@pytest.hookimpl(wrapper=True)  # around pytest-xdist's hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Tests that share a module-scoped fixture (a sweep, a trained run) go to one worker
+    (``--dist loadgroup``), which builds it once instead of once per worker."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = fixtures.name2fixturedefs if fixtures else {}
+        if any(d[-1].scope == "module" for d in defs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    return (yield)

@@ -194,28 +194,29 @@ def summarise(sums: dict, prefix: str = "") -> dict:
 
 
 class MetricsLog:
-    """``metrics.csv``: one row per seed per logging point, rewritten atomically."""
+    """``metrics.csv``: one row per seed per logging point, rewritten atomically. Each row
+    is formatted once, when it is appended, so a run's many points cost linear time."""
 
     def __init__(self, path: str):
         self.path = path
         self.rows: list[dict] = []
+        self._text: list[dict] = []  # the rows as written
 
     def load(self, up_to_steps: int) -> None:
         """Keep the rows logged up to a checkpoint (later ones are redone on resume)."""
         if os.path.exists(self.path):
             with open(self.path, newline="") as f:
                 self.rows = [r for r in csv.DictReader(f) if float(r["env_steps"]) <= up_to_steps]
+            self._text = list(self.rows)
 
     def append(self, rows: list[dict]) -> None:
         self.rows.extend(rows)
-        columns: list[str] = []
-        for row in self.rows:
-            columns.extend(k for k in row if k not in columns)
+        self._text.extend({k: _fmt(v) for k, v in row.items()} for row in rows)
+        columns = list(dict.fromkeys(k for row in self._text for k in row))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        writer.writerows(self._text)
         checkpoint.atomic_write(self.path, buffer.getvalue())
 
 
