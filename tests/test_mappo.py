@@ -142,6 +142,7 @@ def test_value_clip_is_centred_on_the_rollouts_prediction(variant):
         {"critic_input": "EP"},
         {"critic_input": "EP", "critic_heads": True},
         {"critic_heads": True, "value_norm": "popart"},
+        {"critic_heads": True, "recurrent": True, "hidden": (8,), "gru_size": 8},
         {"critic_input": "AS", "value_norm": "popart"},
         {"independent": True, "value_norm": "none", "num_minibatches": 4, "anneal_lr": True,
          "total_updates": 2},
@@ -170,8 +171,10 @@ def test_shared_critic_input_is_read_once_per_env(recurrent):
         assert torso["Dense_0"]["kernel"].shape[0] == width
         assert critic["value_head"]["kernel"].shape[-1] == heads
         assert state.critic_h.shape == (4, rows, 8 if recurrent else 0)
-        state, metrics = jax.jit(trainer.update)(state)
-        assert np.isfinite(float(metrics["losses"]["value_loss"]))
+        # the update traces to the same state (test_variants_run_and_stay_finite runs it)
+        after, metrics = jax.eval_shape(trainer.update, state)
+        assert jax.tree.structure(after) == jax.tree.structure(state)
+        assert metrics["losses"]["value_loss"].shape == ()
 
 
 def test_continuous_actions_improve():

@@ -282,9 +282,10 @@ def test_settings_and_env_parameters_are_listed_with_defaults_and_meanings(tmp_p
     assert done.returncode == 2 and "Did you mean 'mappo'?" in one_line(done)
 
 
-# 120 updates of 1,600 steps in 3 points; the same program off and on a terminal (compiled once)
+# 120 updates of 1,600 steps (one epoch each) in 3 points; the same program off and on a
+# terminal (compiled once)
 PROGRESS = ["train", "mappo", "identity", "--steps", 192_000, "--log-every", 64_000, "--num-envs", 64,
-            "--rollout-steps", 25, "--num-minibatches", 1, "--eval-episodes", 0]
+            "--rollout-steps", 25, "--num-minibatches", 1, "--num-epochs", 1, "--eval-episodes", 0]
 
 
 def test_progress_is_a_line_per_point_off_a_terminal_and_a_whole_bar_on_one(tmp_path):
@@ -293,6 +294,8 @@ def test_progress_is_a_line_per_point_off_a_terminal_and_a_whole_bar_on_one(tmp_
     lines = [line for line in done.stdout.splitlines() if " env-steps/s  ETA " in line]
     assert [line.split()[0] for line in lines] == ["64,000/192,000", "128,000/192,000", "192,000/192,000"]
     assert "return_mean " in lines[0]
+    done_line = next(line for line in done.stdout.splitlines() if line.startswith("done: "))
+    assert done_line.endswith(", no evaluation"), done_line  # not "eval_return_mean nan"
 
     import pty
 

@@ -182,6 +182,8 @@ def _print_summary(out: str, summary: dict, spec=None) -> None:
         return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
 
     def with_teams(key):  # "return_mean 0.187 (adversary 6.090, agent -17.530)"
+        if key.startswith("eval_") and np.isnan(mean(key)):  # --eval-episodes 0
+            return "no evaluation"
         teams = [k[len(key) + 1:] for k in rows[0] if k.startswith(key + "_")]
         parts = ", ".join(f"{t} {mean(f'{key}_{t}'):.3f}" for t in teams)
         return f"{key} {mean(key):.3f}" + (f" ({parts})" if parts else "")
