@@ -53,16 +53,14 @@ def test_same_seed_twice_gives_identical_metrics(run_dir, tmp_path):
     assert without_timing(rows(again)) == without_timing(rows(run_dir))
 
 
-def test_a_seed_learns_the_same_alone_or_beside_others(tmp_path):
+def test_a_seed_learns_the_same_alone_or_beside_others(run_dir, tmp_path):
     # On one device the seeds run one after another, so seed 0's run does not depend on
-    # how many seeds share the call.
-    def seed0(seeds):
-        spec = RunSpec(algo="mappo", env="identity", steps=800, seeds=seeds, log_every=400,
-                       eval_episodes=2, config={"num_envs": 8, "rollout_steps": 10})
-        runner.train(spec, str(tmp_path / str(seeds)), progress=False)
-        return [r for r in without_timing(rows(str(tmp_path / str(seeds)))) if r["seed"] == "0"]
-
-    assert seed0(1) == seed0(3)
+    # how many seeds share the call: seed 0 of the two-seed run, trained alone.
+    alone = str(tmp_path / "alone")
+    assert main(["train", "--config", os.path.join(run_dir, "config.yaml"), "--seeds", "1",
+                 "--out", alone, "--no-progress"]) == 0
+    assert without_timing(rows(alone)) == [r for r in without_timing(rows(run_dir))
+                                           if r["seed"] == "0"]
 
 
 # Small runs of at least three logging points per learner family (COMA's and LICA's
@@ -210,41 +208,29 @@ def test_every_shipped_config_is_valid():
         validate(spec_from_dict(load_yaml(path)))
 
 
-def test_seeds_spread_over_host_devices_train_and_resume(tmp_path):
-    """The CLI exposes CPU cores as devices and shards the seed axis; a fresh process
-    is needed because the device count is fixed when JAX starts."""
+def test_seeds_spread_over_host_devices_train_and_resume(tmp_path, env_without_device_count):
+    """Seeds sharded over host devices train, checkpoint and resume. A fresh process each
+    time, as the device count is fixed when JAX starts: the first part's is set by hand,
+    the resume's by the CLI itself (it sets the count before JAX starts when the user set
+    none), so two seeds run on two cores."""
     import subprocess
     import sys
 
     out = str(tmp_path / "sharded")
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = dict(os.environ, XLA_FLAGS=flags)
     code = ("import sys; from ctde.run import runner; from ctde.run.spec import RunSpec; "
             "import jax; assert len(jax.devices()) == 2; "
             "spec = RunSpec(algo='mappo', env='identity', steps=1200, seeds=2, log_every=400, "
             "eval_episodes=2, config={'num_envs': 8, 'rollout_steps': 10}); "
             "runner.train(spec, sys.argv[1], progress=False, stop_after_segments=2)")
-    subprocess.run([sys.executable, "-c", code, out], env=env, check=True)
-    resumed = subprocess.run([sys.executable, "-m", "ctde.cli", "train", "--resume", out,
-                              "--no-progress"], env=env, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-c", code, out], env=dict(os.environ, XLA_FLAGS=flags),
+                   check=True)
+    own_count = (os.cpu_count() or 1) >= 2
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ctde.cli", "train", "--resume", out, "--no-progress"],
+        env=env_without_device_count if own_count else dict(os.environ, XLA_FLAGS=flags),
+        capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "x 2 seeds on 2 devices" in resumed.stdout, resumed.stdout
+    assert "RuntimeWarning" not in resumed.stderr, resumed.stderr
     assert int(rows(out)[-1]["env_steps"]) == 1200
-
-
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores")
-def test_cli_spreads_seeds_over_cores_by_itself(tmp_path, env_without_device_count):
-    """Without any XLA flag from the user the CLI sets the host device count before JAX
-    starts, so two seeds run on two cores."""
-    import subprocess
-    import sys
-
-    env = env_without_device_count
-    done = subprocess.run(
-        [sys.executable, "-m", "ctde.cli", "train", "mappo", "identity", "--steps", "400",
-         "--seeds", "2", "--log-every", "400", "--eval-episodes", "0", "--num-envs", "8",
-         "--rollout-steps", "10", "--out", str(tmp_path / "run"), "--no-progress"],
-        env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "x 2 seeds on 2 devices" in done.stdout, done.stdout
-    assert "RuntimeWarning" not in done.stderr, done.stderr

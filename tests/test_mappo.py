@@ -291,3 +291,43 @@ def test_recurrent_update_trains_through_unroll_as_step_by_step(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-6)
         moved = max(moved, float(jnp.abs(a - before).max()))
     assert moved > 1e-3
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_the_bootstrap_value_continues_each_episode(monkeypatch, recurrent):
+    # GAE's V(x_{t+1}) is one more critic step on the episode's next input, from the critic's
+    # hidden state after step t. Where step t did not end its episode that is the next
+    # step's input and carry, so it must equal the next step's V(x_t) (3-step episodes in
+    # 7-step rollouts: restarts inside rollouts, carries across them).
+    env = make("identity", num_agents=2, num_actions=3, max_steps=3)
+    config = mappo.Config(num_envs=4, rollout_steps=7, num_minibatches=1, recurrent=recurrent,
+                          hidden=(8,), gru_size=8, anneal_lr=False)
+    seen = []
+
+    def gae(reward, value, next_value, terminated, done, *args):
+        seen.append((value, next_value, done))
+        return mappo_gae(reward, value, next_value, terminated, done, *args)
+
+    mappo_gae = mappo.generalized_advantage_estimate
+    monkeypatch.setattr(mappo, "generalized_advantage_estimate", gae)
+    trainer = mappo.make_train(config, env)
+
+    @jax.jit
+    def update(state):  # with what GAE was given
+        seen.clear()
+        state, _ = trainer.update(state)
+        return state, seen[0]
+
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    batches = []
+    for _ in range(2):
+        state, batch = update(state)
+        batches.append(batch)
+    ended = 0
+    for value, next_value, done in batches:
+        done = np.asarray(done)[..., 0]  # [T, B]
+        value, next_value = np.asarray(value), np.asarray(next_value)
+        cont = ~done[:-1]
+        np.testing.assert_allclose(next_value[:-1][cont], value[1:][cont], rtol=1e-5, atol=1e-6)
+        ended += int(done.sum())
+    assert ended > 0
