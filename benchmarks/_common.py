@@ -6,6 +6,7 @@ The scripts run as ``python benchmarks/NAME.py``, so this folder is on ``sys.pat
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -65,3 +66,48 @@ def run_child(script: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def matmul_flops(fn, *args) -> int:
+    """Floating-point operations of the matrix products in ``fn(*args)`` as traced (jaxpr),
+    loops counted as many times as they run: ``2 x`` multiply-adds of every ``dot_general``,
+    through scans (times their length), conditionals (the costlier branch), calls and custom
+    derivatives (a gradient's backward pass included). ``args`` may be
+    ``jax.ShapeDtypeStruct``s. XLA's own ``cost_analysis`` counts a loop's body once, so it
+    cannot tell a recurrent update's work."""
+    import jax
+
+    return _jaxpr_flops(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def _jaxpr_flops(jaxpr) -> int:
+    from jax.extend import core
+
+    def inner(value):
+        if isinstance(value, core.ClosedJaxpr):
+            yield value.jaxpr
+        elif isinstance(value, core.Jaxpr):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                yield from inner(v)
+
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracting)
+            continue
+        parts = [_jaxpr_flops(j) for v in eqn.params.values() for j in inner(v)]
+        if not parts:
+            continue
+        if eqn.primitive.name == "cond":
+            total += max(parts)
+        elif eqn.primitive.name == "scan":
+            total += eqn.params["length"] * sum(parts)
+        elif eqn.primitive.name == "while":
+            raise ValueError("matmul_flops: a while loop's trip count is unknown")
+        else:
+            total += sum(parts)
+    return total

@@ -14,7 +14,9 @@ Left out: the per-update wandb callback. Seeds run one after another on one devi
 
     python _jaxmarl_mappo_rnn.py SEEDS STEPS_PER_SEED NUM_ENVS NUM_STEPS EPOCHS MINIBATCHES FC GRU
 
-Prints one JSON line: compile and run seconds, env-steps/s over all seeds, the jax version.
+Prints one JSON line: compile and run seconds, env-steps/s over all seeds, the matrix-product
+FLOPs per env step (``_common.matmul_flops``, the benchmarks' counter, as for ours), the jax
+version.
 """
 
 import json
@@ -27,6 +29,7 @@ import jax.numpy as jnp
 import jaxmarl
 import numpy as np
 import optax
+from _common import matmul_flops
 from flax.linen.initializers import constant, orthogonal
 from jaxmarl.wrappers.baselines import MPELogWrapper
 
@@ -191,7 +194,10 @@ def main():
     returns = jax.block_until_ready(compiled(keys))
     run_s = time.perf_counter() - t0
     env_steps = SEEDS * updates * NUM_STEPS * NUM_ENVS
+    flops_per_step = matmul_flops(train, keys[0]) / (updates * NUM_STEPS * NUM_ENVS)
     print(json.dumps({"compile_s": compile_s, "train_s": run_s, "env_steps_per_s": env_steps / run_s,
+                      "matmul_flops_per_env_step": flops_per_step,
+                      "matmul_gflops_per_s": flops_per_step * env_steps / run_s / 1e9,
                       "final_return": float(returns[:, -1].mean()), "jax": jax.__version__}))
 
 

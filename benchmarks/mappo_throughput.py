@@ -11,15 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import machine, run_child, train_here
+from _common import machine, matmul_flops, run_child, train_here
 
 from ctde.cli import host_devices
 
 
 def child(steps: int, seeds: int, devices: int, env: str, config: dict) -> None:
-    _, _, summary, total = train_here(devices, algo="mappo", env=env, steps=steps, seeds=seeds,
-                                      log_every=steps // 10, config=config)
+    trainer, _, summary, total = train_here(devices, algo="mappo", env=env, steps=steps,
+                                            seeds=seeds, log_every=steps // 10, config=config)
     rows = summary["last_rows"]
+    import jax
+
+    state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    flops_per_step = matmul_flops(trainer.update, state) / trainer.steps_per_update
     print(json.dumps({
         "seeds": seeds,
         "devices": devices,
@@ -28,6 +32,9 @@ def child(steps: int, seeds: int, devices: int, env: str, config: dict) -> None:
         "train_s": summary["wall_s"],
         "total_s": total,
         "env_steps_per_s": summary["env_steps"] * seeds / summary["wall_s"],
+        # one env step's share of an update's matrix products (rollout and learning)
+        "matmul_flops_per_env_step": flops_per_step,
+        "matmul_gflops_per_s": flops_per_step * summary["env_steps"] * seeds / summary["wall_s"] / 1e9,
         "final_return_mean": sum(float(r["return_mean"]) for r in rows) / len(rows),
     }))
 

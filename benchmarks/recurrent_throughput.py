@@ -8,6 +8,9 @@ loop (``_jaxmarl_mappo_rnn.py``) in an interpreter with ``jaxmarl`` installed
 (``--jaxmarl-python`` or ``$JAXMARL_PYTHON``; skipped without one), with our sizes: 64 envs,
 25-step rollouts, 5 epochs of 4 minibatches, 64-wide layers and GRU. The configurations run
 in turn, ``--rounds`` times, so that each round's ratios compare runs under the same load.
+Beside the rates: the matrix-product FLOPs of one update per env step (counted from the
+traced program, ``_common.matmul_flops``) and the rate at which each run did them, which
+tells whether the recurrent run is slower per unit of work or does more work.
 
     .venv/bin/python benchmarks/recurrent_throughput.py [--steps 2e5] [--seeds 4] [--rounds 2]
         [--parts] [--jaxmarl-python jaxmarl-venv/bin/python]
@@ -121,7 +124,8 @@ def main() -> None:
         parts()
     print(f"MAPPO on simple_spread, {steps:,} env steps per seed, {seeds} seeds; ours on "
           f"{devices} host device(s), JaxMARL's seeds one after another on one device\n")
-    head = ["round", "feed-forward", "recurrent", "recurrent / feed-forward"]
+    head = ["round", "feed-forward", "recurrent", "recurrent / feed-forward",
+            "matmul FLOP per env step, ff / rec", "matmul GFLOP/s, ff / rec"]
     head += ["JaxMARL recurrent", "recurrent / JaxMARL"] if jm else []
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -131,11 +135,15 @@ def main() -> None:
         rec = ours(steps, seeds, devices, recurrent=True)
         compiles.update(ours=(ff["compile_s"], rec["compile_s"]))
         cells = [str(rnd), fmt(ff["env_steps_per_s"]), fmt(rec["env_steps_per_s"]),
-                 f"{rec['env_steps_per_s'] / ff['env_steps_per_s']:.2f}x"]
+                 f"{rec['env_steps_per_s'] / ff['env_steps_per_s']:.2f}x",
+                 f"{fmt(ff['matmul_flops_per_env_step'])} / {fmt(rec['matmul_flops_per_env_step'])} "
+                 f"({rec['matmul_flops_per_env_step'] / ff['matmul_flops_per_env_step']:.1f}x)",
+                 f"{ff['matmul_gflops_per_s']:.1f} / {rec['matmul_gflops_per_s']:.1f}"]
         if jm:
             other = jaxmarl(jm, steps, seeds)
             compiles["jaxmarl"] = other["compile_s"]
-            cells += [fmt(other["env_steps_per_s"]),
+            cells += [f"{fmt(other['env_steps_per_s'])} ({fmt(other['matmul_flops_per_env_step'])} "
+                      f"FLOP/step, {other['matmul_gflops_per_s']:.1f} GFLOP/s)",
                       f"{rec['env_steps_per_s'] / other['env_steps_per_s']:.1f}x"]
         print("| " + " | ".join(cells) + " |", flush=True)
     print(f"\ncompile s (last round): feed-forward {compiles['ours'][0]:.1f}, recurrent "
