@@ -31,11 +31,31 @@ def _xla_knows(flag: str) -> bool:
     return probe.returncode == 0
 
 
+LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     _flags = ["--xla_backend_optimization_level=0"]
-    if _xla_knows("--xla_cpu_use_fusion_emitters=false"):
-        _flags.append("--xla_cpu_use_fusion_emitters=false")
+    if _xla_knows(LEGACY_EMITTERS):
+        _flags.append(LEGACY_EMITTERS)
     os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *_flags]).strip()
+
+
+def default_emitters_env() -> dict:
+    """This process's environment for children compiled with XLA's default fusion emitters.
+    Tests that compare two different compiled programs bit for bit (a seed alone and beside
+    others, a trial on one device and on two) need them: the default emitters give such
+    programs the same bits, as users' runs get them; the legacy generator does not (it
+    differs in the last digit)."""
+    flags = os.environ.get("XLA_FLAGS", "").replace(LEGACY_EMITTERS, "").split()
+    return {**os.environ, "XLA_FLAGS": " ".join(flags)}
+
+
+@pytest.fixture(scope="module")
+def default_emitters():
+    """Every child started in the module compiles with XLA's default fusion emitters."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XLA_FLAGS", default_emitters_env()["XLA_FLAGS"])
+        yield
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # before any test module imports JAX
     _CACHE = tempfile.mkdtemp(prefix="ctde-tests-jax-cache-")

@@ -18,6 +18,10 @@ import yaml
 from ctde.cli import main
 from ctde.run import runner, sweep
 
+# Trials run on different layouts (two at once on one device each, one on both devices,
+# Ray workers) are compared bit for bit: every child compiles as users' runs do (conftest).
+pytestmark = pytest.mark.usefixtures("default_emitters")
+
 TINY = {"num_envs": 8, "rollout_steps": 10}
 # Two trials of 20 logging points each (checkpoint at every point): long enough to be
 # killed part-way, short enough for the default suite.
