@@ -303,12 +303,12 @@ def test_the_bootstrap_value_continues_each_episode(monkeypatch, recurrent):
     config = mappo.Config(num_envs=4, rollout_steps=7, num_minibatches=1, recurrent=recurrent,
                           hidden=(8,), gru_size=8, anneal_lr=False)
     seen = []
+    mappo_gae = mappo.generalized_advantage_estimate
 
     def gae(reward, value, next_value, terminated, done, *args):
         seen.append((value, next_value, done))
         return mappo_gae(reward, value, next_value, terminated, done, *args)
 
-    mappo_gae = mappo.generalized_advantage_estimate
     monkeypatch.setattr(mappo, "generalized_advantage_estimate", gae)
     trainer = mappo.make_train(config, env)
 
