@@ -157,6 +157,11 @@ def test_a_finished_sweep_reruns_nothing(local_sweep, capsys):
     assert "2 trials" in (out := capsys.readouterr().out) and "(2 already done)" in out
     after = {n: os.stat(os.path.join(local_sweep, n, "metrics.csv")).st_mtime_ns for n in NAMES}
     assert before == after
+    # the driver validated on the CPU (on a GPU it would hold 75 % of the memory the trials
+    # need), by a config setting that its trials' processes do not inherit
+    import jax
+
+    assert jax.config.jax_platforms == "cpu" and "JAX_PLATFORMS" not in os.environ
 
 
 def test_live_table_shows_state_progress_and_eta(local_sweep):

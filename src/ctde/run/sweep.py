@@ -642,6 +642,7 @@ def cmd_sweep(args, extra) -> int:
         raise ValueError("--parallel is for local runs: Ray runs as many trials at once as "
                          "--cpus-per-trial and --gpus-per-trial allow")
     grid = load_grid(args.grid)
+    _driver_on_cpu()
     prepared = prepare(grid, args.out)  # a bad grid fails here, before a cluster is started
     if args.ray is not None:
         backend = RayBackend(args.ray, cpus=args.cpus or 1, gpus=args.gpus)
@@ -655,6 +656,16 @@ def cmd_sweep(args, extra) -> int:
               file=sys.stderr)
         return 130
     return 0 if all(s == "done" for s in states.values()) else FAILED_EXIT
+
+
+def _driver_on_cpu() -> None:
+    """Keep the driver's JAX (it builds each trial's env to validate it) on the CPU. On a
+    GPU machine JAX's first array takes 75 % of the GPU's memory for its pool, which the
+    trials then cannot have. A config setting, not an environment variable: the trials'
+    processes keep their accelerators."""
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
 
 
 def _worker_main(argv: list[str]) -> int:
