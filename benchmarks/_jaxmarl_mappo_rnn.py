@@ -9,8 +9,9 @@ agents batchified into one actor axis ``[N * B]``; actor and critic Dense(FC) ->
 T-step rollouts, GAE on the global done, E epochs over M minibatches of whole actor
 sequences; PPO's clipped objective with per-minibatch advantage normalisation and entropy,
 clipped value loss; Adam with global-norm clipping and a linearly annealed learning rate.
-Left out: the per-update wandb callback. Seeds run one after another on one device
-(``lax.map``, as our runner does on CPU; ``vmap`` over seeds of this loop hung on jax 0.10.2).
+Left out: the per-update wandb callback. Seeds run as our runner runs them: one after
+another on a CPU (``lax.map``; ``vmap`` over seeds of this loop hung on jax 0.10.2's CPU
+backend), side by side on an accelerator (``vmap``, as JaxMARL's own scripts do).
 
     python _jaxmarl_mappo_rnn.py SEEDS STEPS_PER_SEED NUM_ENVS NUM_STEPS EPOCHS MINIBATCHES FC GRU
 
@@ -186,7 +187,8 @@ def make_train():
 def main():
     train, updates = make_train()
     keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
-    run = jax.jit(lambda keys: jax.lax.map(train, keys))
+    side_by_side = jax.default_backend() != "cpu"
+    run = jax.jit(jax.vmap(train) if side_by_side else lambda keys: jax.lax.map(train, keys))
     t0 = time.perf_counter()
     compiled = run.lower(keys).compile()
     compile_s = time.perf_counter() - t0

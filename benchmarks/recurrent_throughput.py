@@ -123,7 +123,8 @@ def main() -> None:
     if args.parts:
         parts()
     print(f"MAPPO on simple_spread, {steps:,} env steps per seed, {seeds} seeds; ours on "
-          f"{devices} host device(s), JaxMARL's seeds one after another on one device\n")
+          f"{devices} host device(s), JaxMARL's seeds on one device (one after another on"
+          f" a CPU, side by side on an accelerator)\n")
     head = ["round", "feed-forward", "recurrent", "recurrent / feed-forward",
             "matmul FLOP per env step, ff / rec", "matmul GFLOP/s, ff / rec"]
     head += ["JaxMARL recurrent", "recurrent / JaxMARL"] if jm else []
