@@ -223,6 +223,32 @@ def test_every_shipped_config_is_valid():
         validate(spec_from_dict(load_yaml(path)))
 
 
+def test_sharded_seeds_keep_empty_leaves_out_of_the_mapped_call():
+    """XLA's CPU compiler in jaxlib 0.11 crashes on a shard_map whose operands mix empty
+    and non-empty arrays, which a feed-forward network's empty hidden state made of every
+    run split over devices: the runner keeps such leaves out of the mapped call and makes
+    them again on each side, and the call computes what the unsplit one does."""
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("seed", "batch"))
+    sharding = NamedSharding(mesh, PartitionSpec("seed"))
+    state = {"hidden": jnp.zeros((2, 3, 0)), "x": jnp.arange(6.0).reshape(2, 3)}
+
+    def update(s):
+        metrics = {"loss": s["x"].sum(1), "none": jnp.zeros((2, 0))}
+        return {"hidden": s["hidden"] + 1, "x": 2 * s["x"]}, metrics
+
+    split = runner._shard_seeds(update, sharding)
+    mapped = [e for e in jax.make_jaxpr(split)(state).eqns if e.primitive.name == "shard_map"]
+    assert len(mapped) == 1 and all(v.aval.size for v in [*mapped[0].invars, *mapped[0].outvars])
+    got, want = jax.jit(split)(state), update(state)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def test_seeds_spread_over_host_devices_train_and_resume(tmp_path, env_without_device_count):
     """Seeds sharded over host devices train, checkpoint and resume. A fresh process each
     time, as the device count is fixed when JAX starts: the first part's is set by hand,

@@ -52,6 +52,7 @@ import jax, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from ctde.algos import maddpg
 from ctde.envs import make
+from ctde.run.runner import _data_leaves
 
 env = make("simple_tag")
 config = maddpg.Config(num_envs=4, rollout_steps=25, update_every=25, batch_size=64,
@@ -62,15 +63,18 @@ state = jax.jit(one.init)(jax.random.PRNGKey(0))
 run = lambda trainer: lambda s: jax.lax.scan(lambda s, _: trainer.update(s), s, None, 3)[0]
 alone = jax.jit(run(one))(state)
 mesh = jax.make_mesh((2,), ("batch",))
-# every device's copy comes back (a leading axis per device) to check they agree
-split = jax.jit(jax.shard_map(lambda s: jax.tree.map(lambda x: x[None], run(two)(s)), mesh=mesh,
-                              in_specs=P(), out_specs=P("batch"), check_vma=False))
-copies = split(jax.device_put(state, NamedSharding(mesh, P())))
+# every device's copy comes back (a leading axis per device) to check they agree; the state's
+# empty leaves stay out of the mapped call, as the runner keeps them (XLA:CPU 0.11 crashes)
+data, rebuild = _data_leaves(state)
+split = jax.jit(jax.shard_map(
+    lambda d: jax.tree.map(lambda x: x[None], run(two)(rebuild(d, lambda n: n)).params), mesh=mesh,
+    in_specs=P(), out_specs=P("batch"), check_vma=False))
+params = split(jax.device_put(data, NamedSharding(mesh, P())))
 leaves = lambda tree: [np.asarray(x) for x in jax.tree.leaves(tree)]
 print(json.dumps({
-    "replicas_equal": all(np.array_equal(c[0], c[1]) for c in leaves(copies.params)),
+    "replicas_equal": all(np.array_equal(c[0], c[1]) for c in leaves(params)),
     "max_diff": max(float(np.abs(a - c[0]).max()) for a, c in
-                    zip(leaves(alone.params), leaves(copies.params))),
+                    zip(leaves(alone.params), leaves(params))),
     "max_param": max(float(np.abs(a).max()) for a in leaves(alone.params)),
     "updates": int(alone.update_step),
 }))

@@ -139,12 +139,48 @@ def make_segment(trainer, plan: Plan, sharding=None, updates: int | None = None)
             return jax.lax.map(one_seed, state)
 
         if sharding is not None:
-            spec = sharding.spec
-            all_seeds = jax.shard_map(all_seeds, mesh=sharding.mesh, in_specs=spec, out_specs=spec,
-                                      check_vma=False)
+            all_seeds = _shard_seeds(all_seeds, sharding)
     if sharding is None:
         return jax.jit(all_seeds, donate_argnums=0)
     return jax.jit(all_seeds, donate_argnums=0, in_shardings=(sharding,), out_shardings=sharding)
+
+
+def _shard_seeds(fn: Callable, sharding) -> Callable:
+    """``fn`` over the seed axis, each device on its own seeds (``shard_map``), with the
+    zero-size leaves of its input and output (a feed-forward network's empty hidden
+    state) kept out of the mapped call and made again on each side: XLA's CPU compiler
+    in jaxlib 0.11 crashes (SIGSEGV) on a ``shard_map`` whose operands mix empty and
+    non-empty arrays."""
+    shards = sharding.mesh.shape["seed"]
+
+    def call(state):
+        data, rebuild_input = _data_leaves(state)
+        output = {}  # the output's layout, known once ``fn`` is traced on a device's seeds
+
+        def on_device(data):
+            data, output["rebuild"] = _data_leaves(fn(rebuild_input(data, lambda n: n // shards)))
+            return data
+
+        data = jax.shard_map(on_device, mesh=sharding.mesh, in_specs=sharding.spec,
+                             out_specs=sharding.spec, check_vma=False)(data)
+        return output["rebuild"](data, lambda n: n * shards)
+
+    return call
+
+
+def _data_leaves(tree):
+    """The leaves of ``tree`` that hold data, and ``rebuild(data, seeds)``: ``tree`` again
+    from them, its empty leaves zeros whose seed axis (the first) is ``seeds(size)``."""
+    leaves, treedef = jax.tree.flatten(tree)
+    empty = {i: (x.shape, x.dtype) for i, x in enumerate(leaves) if x.size == 0}
+
+    def rebuild(data, seeds):
+        data = iter(data)
+        return treedef.unflatten([
+            jnp.zeros((seeds(empty[i][0][0]), *empty[i][0][1:]), empty[i][1]) if i in empty
+            else next(data) for i in range(len(leaves))])
+
+    return [x for x in leaves if x.size], rebuild
 
 
 def make_evaluate(trainer, episodes: int) -> Callable:
