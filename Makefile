@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-jax-next test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
+# The same suite on the newest JAX the dependency range allows (0.11, which needs Python
+# 3.12), in its own environment.
+NEXT_PYTHON ?= python3.12
+test-jax-next:
+	test -x .venv-next/bin/python || $(NEXT_PYTHON) -m venv .venv-next
+	.venv-next/bin/python -m pip install --quiet -e ".[test]" "jax>=0.11,<0.12" "jaxlib>=0.11,<0.12"
+	.venv-next/bin/python -m pytest -q -n 2
+
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
@@ -30,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/mappo_throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-next runs .pytest_cache
