@@ -172,13 +172,15 @@ def _data_leaves(tree):
     """The leaves of ``tree`` that hold data, and ``rebuild(data, seeds)``: ``tree`` again
     from them, its empty leaves zeros whose seed axis (the first) is ``seeds(size)``."""
     leaves, treedef = jax.tree.flatten(tree)
-    empty = {i: (x.shape, x.dtype) for i, x in enumerate(leaves) if x.size == 0}
+    empty = {i: jax.ShapeDtypeStruct(x.shape, x.dtype) for i, x in enumerate(leaves) if x.size == 0}
+
+    def zeros(like, seeds):
+        return jnp.zeros((seeds(like.shape[0]), *like.shape[1:]), like.dtype)
 
     def rebuild(data, seeds):
         data = iter(data)
-        return treedef.unflatten([
-            jnp.zeros((seeds(empty[i][0][0]), *empty[i][0][1:]), empty[i][1]) if i in empty
-            else next(data) for i in range(len(leaves))])
+        return treedef.unflatten([zeros(empty[i], seeds) if i in empty else next(data)
+                                  for i in range(len(leaves))])
 
     return [x for x in leaves if x.size], rebuild
 
