@@ -23,6 +23,7 @@ test: $(STAMP)
 # 3.12), in its own environment.
 NEXT_PYTHON ?= python3.12
 test-jax-next:
+	@$(NEXT_PYTHON) --version >/dev/null 2>&1 || { echo "test-jax-next needs Python 3.12: set NEXT_PYTHON=/path/to/python3.12"; exit 2; }
 	test -x .venv-next/bin/python || $(NEXT_PYTHON) -m venv .venv-next
 	.venv-next/bin/python -m pip install --quiet -e ".[test]" "jax>=0.11,<0.12" "jaxlib>=0.11,<0.12"
 	.venv-next/bin/python -m pytest -q -n 2
