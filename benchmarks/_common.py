@@ -61,10 +61,11 @@ def train_here(devices: int, **spec):
         return trainer, plan, summary, time.perf_counter() - t0
 
 
-def run_child(script: str, *args: str) -> dict:
-    """Run ``script *args`` in a fresh interpreter; its last stdout line is a JSON result."""
+def run_child(script: str, *args: str, timeout: float | None = None) -> dict:
+    """Run ``script *args`` in a fresh interpreter; its last stdout line is a JSON result.
+    Raises ``subprocess.CalledProcessError`` or ``subprocess.TimeoutExpired``."""
     out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, timeout=timeout).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 
-from _common import fmt, machine, train_here
+from _common import fmt, machine, run_child, train_here
 
 
 def child(config: str, env: str | None, steps: int, seeds: int, devices: int) -> None:
@@ -30,8 +29,7 @@ def child(config: str, env: str | None, steps: int, seeds: int, devices: int) ->
         spec["env"] = env
     spec["config"] = spec.get("config") or {}
     spec["env_params"] = spec.get("env_params") or {}
-    _, plan, summary, total = train_here(devices, steps=steps, seeds=seeds, log_every=steps // 5,
-                                         **spec)
+    _, _, summary, _ = train_here(devices, steps=steps, seeds=seeds, log_every=steps // 5, **spec)
     import jax
 
     stats = jax.local_devices()[0].memory_stats() or {}
@@ -39,10 +37,7 @@ def child(config: str, env: str | None, steps: int, seeds: int, devices: int) ->
         "compile_s": summary["compile_s"],
         "train_s": summary["wall_s"],
         "env_steps_per_s": summary["env_steps"] * seeds / summary["wall_s"],
-        "steps_per_update": plan.steps_per_update,
         "peak_bytes": stats.get("peak_bytes_in_use"),
-        "device_bytes": stats.get("bytes_limit"),
-        "device": jax.local_devices()[0].device_kind,
     }))
 
 
@@ -68,19 +63,17 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     first = None
     for seeds in args.seeds:
-        cmd = [sys.executable, __file__, "--config", args.config,
-               *(["--env", args.env] if args.env else []),
-               "--child", str(int(args.steps)), str(seeds), str(args.host_devices)]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            r = run_child(__file__, "--config", args.config, *(["--env", args.env] if args.env else []),
+                          "--child", str(int(args.steps)), str(seeds), str(args.host_devices),
+                          timeout=args.timeout)
         except subprocess.TimeoutExpired:
             print(f"| {seeds} | over the {args.timeout:.0f} s limit | | | | |", flush=True)
             break
-        if out.returncode != 0:
-            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        except subprocess.CalledProcessError as e:
+            tail = (e.stderr.strip().splitlines() or ["no output"])[-1]
             print(f"| {seeds} | failed: {tail} | | | | |", flush=True)
             break
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         rate = r["env_steps_per_s"]
         first = first or rate
         peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**30:.2f} GiB"
