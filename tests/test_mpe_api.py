@@ -183,7 +183,7 @@ def test_wrappers_auto_reset_and_episode_stats():
     @jax.jit
     def run(state, key):
         def body(state, k):
-            acts = env.sample_actions(k, state.env_state)
+            acts = env.sample_actions(k, state)
             obs, state, rew, term, trunc, info = env.step(k, state, acts)
             return state, (rew, trunc, info)
         return jax.lax.scan(body, state, jax.random.split(key, 25))

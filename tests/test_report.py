@@ -172,3 +172,10 @@ def test_unfinished_sweep_trials_are_named(tmp_path):
     assert main(["report", str(tmp_path / "sweep"), "--out", out, "--reps", "1000"]) == 0
     summary = open(os.path.join(out, "summary.md")).read()
     assert "Unfinished sweep trials (figures at their last point so far): b." in summary
+
+
+def test_random_policy_score_on_a_micro_map_samples_from_the_wrapped_state():
+    # --metric return_mean on a micro map: the random policy plays only available actions
+    # through the training wrappers' state (it read the wrapped state as a raw one)
+    kills = report.random_score("3m", {}, "eval_dead_enemies", episodes=16)
+    assert 0.0 <= kills <= 3.0

@@ -137,6 +137,9 @@ class EpisodeStats(Wrapper):
     def avail_actions(self, state: EpisodeStatsState):
         return self.env.avail_actions(state.env_state)
 
+    def sample_actions(self, key, state: EpisodeStatsState):
+        return self.env.sample_actions(key, state.env_state)
+
     def render(self, state: EpisodeStatsState):
         return self.env.render(state.env_state)
 
