@@ -25,6 +25,10 @@ class Wrapper:
     def __getattr__(self, name: str):
         return getattr(self.env, name)
 
+    # Drawn through this wrapper's own avail_actions, so it takes the wrapper's state (a
+    # forwarded call would hand the wrapped state to the inner env).
+    sample_actions = MultiAgentEnv.sample_actions
+
     @property
     def unwrapped(self) -> MultiAgentEnv:
         return getattr(self.env, "unwrapped", self.env)
@@ -136,9 +140,6 @@ class EpisodeStats(Wrapper):
 
     def avail_actions(self, state: EpisodeStatsState):
         return self.env.avail_actions(state.env_state)
-
-    def sample_actions(self, key, state: EpisodeStatsState):
-        return self.env.sample_actions(key, state.env_state)
 
     def render(self, state: EpisodeStatsState):
         return self.env.render(state.env_state)
