@@ -331,3 +331,41 @@ def test_the_bootstrap_value_continues_each_episode(monkeypatch, recurrent):
         np.testing.assert_allclose(next_value[:-1][cont], value[1:][cont], rtol=1e-5, atol=1e-6)
         ended += int(done.sum())
     assert ended > 0
+
+
+@pytest.mark.parametrize("fit_dead_values", [True, False])
+def test_the_critic_fits_dead_agents_values_unless_told_not_to(monkeypatch, fit_dead_values):
+    # Rewards are shared and GAE runs through an agent's death, so the living agents' targets
+    # bootstrap from the dead agents' values: by default the critic fits those rows too (the
+    # value loss and the value-norm statistics see every agent-step); the actor never does.
+    env = make("3m")
+    config = mappo.Config(num_envs=8, rollout_steps=60, num_minibatches=1, num_epochs=1,
+                          critic_input="FP", hidden=(16,), anneal_lr=False,
+                          fit_dead_values=fit_dead_values)
+    seen = {}
+
+    def spy(module, name):  # records the mask (the last argument) each call is given
+        fn = getattr(module, name)
+
+        def wrapped(*args):
+            jax.debug.callback(lambda mask: seen.__setitem__(name, np.asarray(mask)), args[-1])
+            return fn(*args)
+        monkeypatch.setattr(module, name, wrapped)
+
+    spy(mappo, "clipped_value_loss")
+    spy(mappo, "clipped_surrogate_objective")
+    spy(valuenorm, "update")
+    spy(mappo, "normalize_advantages")
+    trainer = mappo.make_train(config, env)
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    jax.block_until_ready(jax.jit(trainer.update)(state))
+    # The batch's alive masks, as the rollout laid it out and as the minibatch shuffled it.
+    for fitted, alive in ((seen["update"], seen["normalize_advantages"]),
+                          (seen["clipped_value_loss"], seen["clipped_surrogate_objective"])):
+        fitted, alive = fitted.astype(bool), alive.astype(bool)
+        assert not alive.all(), "no agent died in the batch: the test would prove nothing"
+        assert fitted.shape == alive.shape and fitted.shape[-1] == env.num_agents
+        if fit_dead_values:
+            assert fitted.all()
+        else:
+            np.testing.assert_array_equal(fitted, alive)

@@ -88,6 +88,9 @@ class Config:
     value_norm: str = "running"  # "running" mean/std, "popart", or "none"
     value_norm_beta: float = 0.99999
     normalize_advantages: bool = True
+    # Fit V on dead agents' rows too: rewards are shared and GAE runs through a death, so
+    # the living's targets bootstrap from those values (False: leave them unfitted).
+    fit_dead_values: bool = True
     critic_input: str = "CL"  # "CL", "EP", "AS" or "FP"
     # CL/EP: True reads the shared input once per env and outputs a value per agent (about
     # 1/N of the critic's arithmetic); False (default) evaluates it per agent with the
@@ -427,16 +430,19 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
 
         return jax.lax.scan(env_step, ls, None, config.rollout_steps)
 
+    def fitted_values(alive):  # the agent-steps whose value the critic fits
+        return alive | config.fit_dead_values
+
     def learn(ls: LearnerState, traj: Transition, key):
         advantage, target = generalized_advantage_estimate(
             traj.reward, traj.value, traj.next_value,
             traj.terminated[..., None], traj.done[..., None],
             config.gamma, config.gae_lambda,
         )  # [T, B, N]
-        mask = traj.alive
         norm, critic_params = ls.value_norm, ls.params.critic
         if config.value_norm != "none":
-            norm = valuenorm.update(ls.value_norm, target, config.value_norm_beta, mask)
+            norm = valuenorm.update(ls.value_norm, target, config.value_norm_beta,
+                                    fitted_values(traj.alive))
             if config.value_norm == "popart":
                 head = valuenorm.popart_preserve(
                     critic_params["params"]["value_head"], ls.value_norm, norm
@@ -454,7 +460,7 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
         else:
             old_value = traj.value_raw
         if config.normalize_advantages:
-            advantage = normalize_advantages(advantage, mask)
+            advantage = normalize_advantages(advantage, traj.alive)
 
         # Cut [T, B] into C chunks of L steps: [L, C * B] independent training sequences.
         length = config.chunk_len
@@ -479,8 +485,9 @@ def make_train(config: Config, env: MultiAgentEnv) -> Trainer:
             tr, _, tgt, old_v = mb
             v = values(unroll_network(critic, critic_params, tr.critic_h[0],
                                       critic_input(tr.obs, tr.critic_state), tr.first))
-            loss = clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
-            flat = value_clip_fraction(v, old_v, tgt, config.value_clip_eps, config.huber_delta, tr.alive)
+            fitted = fitted_values(tr.alive)
+            loss = clipped_value_loss(v, old_v, tgt, config.value_clip_eps, config.huber_delta, fitted)
+            flat = value_clip_fraction(v, old_v, tgt, config.value_clip_eps, config.huber_delta, fitted)
             return loss, flat
 
         def minibatch_step(carry, mb):
