@@ -372,3 +372,23 @@ def test_seeds_that_would_split_but_met_an_initialised_jax_are_told_why(monkeypa
     assert "3 seeds do not split evenly over 2 cores" in uneven
     assert "JAX was initialised before" in even and "device_count=2" in even
     assert "do not split" not in even
+
+
+def test_a_run_saved_before_a_behaviour_changing_setting_carries_on_the_earlier_way(tmp_path):
+    # A run folder lists every setting of its release; a MAPPO run saved before
+    # fit_dead_values existed was trained with the dead agents' values unfitted, and a
+    # resume must not switch it to the new default halfway through.
+    import yaml
+
+    from ctde.run.spec import read_spec
+
+    config = {"algo": "mappo", "env": "3m", "config": {"critic_input": "FP", "num_epochs": 5}}
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    assert read_spec(str(old)).config["fit_dead_values"] is False
+    new = tmp_path / "new"
+    new.mkdir()
+    config["config"]["fit_dead_values"] = True
+    (new / "config.yaml").write_text(yaml.safe_dump(config))
+    assert read_spec(str(new)).config["fit_dead_values"] is True

@@ -167,12 +167,22 @@ def spec_from_dict(data: dict) -> RunSpec:
     )
 
 
+# Settings added after run folders were saved, whose default changes what those runs did:
+# a run's config.yaml lists every setting of its release, so one without such a setting
+# was trained the earlier way and carries on that way (resume, eval), not the new default.
+EARLIER_BEHAVIOUR = {"mappo": {"fit_dead_values": False}}
+
+
 def read_spec(run_dir: str) -> RunSpec:
     """The RunSpec saved in a run folder's ``config.yaml``."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
         raise ValueError(f"{run_dir} is not a run folder (no config.yaml)")
-    return spec_from_dict(resolve_files(load_yaml(path), run_dir))
+    data = resolve_files(load_yaml(path), run_dir)
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        earlier = EARLIER_BEHAVIOUR.get(data.get("algo"), {})
+        data = {**data, "config": {**earlier, **data["config"]}}
+    return spec_from_dict(data)
 
 
 def resolve_files(data: dict, folder: str) -> dict:
