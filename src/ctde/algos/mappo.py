@@ -9,6 +9,10 @@ V(x_i) trained on value-normalised targets. Per iteration:
     3. E epochs over M minibatches of the clipped surrogate objective
        plus the clipped value loss and an entropy bonus                   (Sec. 4.2-4.4)
 
+Dead agents (micro tasks) are left out of the policy loss, its entropy and the advantage
+statistics; the critic fits their values too (``fit_dead_values``), since the living
+agents' GAE targets bootstrap from them through a death.
+
 The critic input ("state variant", Sec. 4.2) is one of
     CL  concatenated local observations
     EP  the environment-provided global state
