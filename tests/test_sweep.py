@@ -198,6 +198,40 @@ def test_a_different_grid_in_the_same_folder_is_refused(local_sweep, tmp_path, c
     assert code == 2 and "holds a trial of a different grid" in capsys.readouterr().err
 
 
+def test_a_trial_trained_with_an_earlier_default_is_not_counted_or_resumed(local_sweep, tmp_path,
+                                                                          capsys):
+    # A sweep folder of an earlier release: its config.yaml has no fit_dead_values, so the
+    # trial was trained with the dead agents' values unfitted, which is no longer the
+    # default. Re-running the grid there must neither count it as done nor resume it under
+    # the new default (a learner switched halfway), and must say why before anything runs.
+    import shutil
+
+    from ctde.run.spec import spec_from_dict
+
+    out = str(tmp_path / "old")
+    shutil.copytree(local_sweep, out)
+    trial = os.path.join(out, NAMES[1])
+    config = yaml.safe_load(open(os.path.join(trial, "config.yaml")))
+    del config["config"]["fit_dead_values"]
+    with open(os.path.join(trial, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    before = sorted((p, os.stat(os.path.join(r, p)).st_mtime_ns)
+                    for r, _, files in os.walk(out) for p in files)
+    grid = os.path.join(os.path.dirname(local_sweep), "grid.yaml")
+    capsys.readouterr()
+    assert main(["sweep", grid, "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert NAMES[1] in err and "fit_dead_values=False (now: True)" in err
+    assert NAMES[0] not in err
+    after = sorted((p, os.stat(os.path.join(r, p)).st_mtime_ns)
+                   for r, _, files in os.walk(out) for p in files)
+    assert after == before  # nothing written, nothing run
+    # nor does a resume with the grid's settings carry it on; its own settings do
+    spec = spec_from_dict(yaml.safe_load(open(os.path.join(trial, sweep.TRIAL))))
+    with pytest.raises(ValueError, match="fit_dead_values=False"):
+        runner.train(spec, trial, resume=True, progress=False)
+
+
 def kill_worker_once(out, name, killed):
     """Background: SIGKILL the trial's worker once it has saved a checkpoint."""
     run_dir = os.path.join(out, name)

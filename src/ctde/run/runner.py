@@ -35,7 +35,7 @@ import yaml
 from ctde import __version__, algos
 from ctde.algos.common.episodes import episode_sums
 from ctde.run import checkpoint
-from ctde.run.spec import RunSpec, read_spec, validate
+from ctde.run.spec import RunSpec, changed_settings, read_spec, validate
 
 #: Metric names in ``info`` that get a friendlier column name.
 COLUMN_NAMES = {"won": "win_rate"}
@@ -71,15 +71,21 @@ def make_plan(spec: RunSpec, steps_per_update: int) -> Plan:
     return Plan(per_segment, math.ceil(updates / per_segment), steps_per_update, updates)
 
 
+def resolve(spec: RunSpec):
+    """(env, config, plan): the algorithm Config a run of ``spec`` trains with, its
+    update count filled in where the learning rates anneal over it."""
+    env, config = validate(spec)
+    plan = make_plan(spec, config.steps_per_update)
+    if getattr(config, "anneal_lr", False):
+        config = dataclasses.replace(config, total_updates=plan.total_updates)
+    return env, config, plan
+
+
 def build(spec: RunSpec, batch_axis: str | None = None):
     """(trainer, plan) for ``spec``; raises ValueError on any invalid setting.
     ``batch_axis``: the mesh axis over which each seed's batches are split, if any."""
-    env, config = validate(spec)
+    env, config, plan = resolve(spec)
     module = algos.get(spec.algo)
-    steps_per_update = config.steps_per_update
-    plan = make_plan(spec, steps_per_update)
-    if getattr(config, "anneal_lr", False):
-        config = dataclasses.replace(config, total_updates=plan.total_updates)
     if batch_axis is None:
         return module.make_train(config, env), plan
     return module.make_train(config, env, batch_axis=batch_axis), plan
@@ -427,7 +433,11 @@ def _train_locked(spec, out, resume, progress, stop_after_segments, log, which, 
     ckpt_dir = os.path.join(out, "checkpoints")
     metrics = MetricsLog(os.path.join(out, "metrics.csv"))
     if resume:
-        _, _, _, state, counters = load_learner(out, which)
+        _, saved, _, state, counters = load_learner(out, which)
+        changed = changed_settings(saved.config, trainer.config)
+        if changed:
+            raise ValueError(f"{out} was trained with {'; '.join(changed)}: a run carries on "
+                             f"with its own settings (ctde train --resume {out})")
         for steps, path in checkpoint.paths(ckpt_dir):
             if steps > counters["env_steps"]:  # a resume from an older checkpoint: the
                 os.unlink(path)                # later ones belong to the abandoned branch

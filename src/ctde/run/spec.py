@@ -125,6 +125,12 @@ def build_config(algo: str, overrides: dict):
     return module.Config(**{**made_by, **values})
 
 
+def changed_settings(then, now) -> list[str]:
+    """Where two Configs of one algorithm differ, as "name=then (now: value)"."""
+    return [f"{f.name}={getattr(then, f.name)!r} (now: {getattr(now, f.name)!r})"
+            for f in dataclasses.fields(then) if getattr(then, f.name) != getattr(now, f.name)]
+
+
 def env_param_value(text):
     """Environment parameters from the command line: YAML scalars (ints, floats, bools)."""
     return yaml.safe_load(text) if isinstance(text, str) else text

@@ -20,7 +20,8 @@ made by ``ctde.run.runner.train``, so ``ctde eval``, ``render`` and ``plot`` rea
 
 Nothing is lost or counted twice: each trial's worker resumes from the run's own
 checkpoint, a finished trial leaves ``done.json`` and is never re-run, and the driver
-can be killed and the same command re-run. Every trial is validated before any runs.
+can be killed and the same command re-run. Every trial is validated before any runs,
+and one that has trained already must have the settings the grid gives it now.
 
 The local backend runs each trial in a child process (one after another, or N at once);
 the Ray backend runs each as a Ray task (``max_calls=1``: a fresh worker per trial, so
@@ -482,6 +483,8 @@ def prepare(grid: dict, out: str) -> tuple[list[Trial], list[dict]]:
         if os.path.exists(path) and load_yaml(path) != _plain(trial.spec):
             raise ValueError(f"{os.path.join(out, trial.name)} holds a trial of a different grid: "
                              f"pick another --out")
+        if trial_state(os.path.join(out, trial.name)) != "new":
+            _check_trained_settings(trial, os.path.join(out, trial.name))
     os.makedirs(out, exist_ok=True)
     from ctde.run.checkpoint import atomic_write
 
@@ -492,6 +495,21 @@ def prepare(grid: dict, out: str) -> tuple[list[Trial], list[dict]]:
         atomic_write(os.path.join(out, trial.name, TRIAL), yaml.safe_dump(_plain(trial.spec),
                                                                          sort_keys=False))
     return trials, facts
+
+
+def _check_trained_settings(trial: Trial, folder: str) -> None:
+    """A trial that has trained counts as done, or resumes, only with the settings the
+    grid gives it now: a release that changes a setting's default (a run's config.yaml
+    keeps every setting it was trained with) must not leave a sweep of mixed learners."""
+    from ctde.run.runner import resolve
+    from ctde.run.spec import changed_settings, read_spec
+
+    _, then, _ = resolve(read_spec(folder))
+    _, now, _ = resolve(spec_from_dict(trial.spec))
+    changed = changed_settings(then, now)
+    if changed:
+        raise ValueError(f"{folder} was trained with {'; '.join(changed)}: pick another --out "
+                         f"to run the grid with this release's settings")
 
 
 def _plain(data):
