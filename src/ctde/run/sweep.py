@@ -240,17 +240,15 @@ def _trial_name(algo: str, env: str, labels: dict) -> str:
 def validate_trials(trials: list[Trial]) -> list[dict]:
     """Build every trial's env and Config (and its plan) before anything runs: a
     ValueError names the trial and the field. Returns each trial's plan facts."""
-    from ctde.run.runner import make_plan
-    from ctde.run.spec import validate
+    from ctde.run.runner import resolve
 
     facts = []
     for trial in trials:
         try:
             spec = spec_from_dict(trial.spec)
-            _, config = validate(spec)
+            _, _, plan = resolve(spec)
         except ValueError as e:
             raise ValueError(f"trial {trial.name}: {e}") from None
-        plan = make_plan(spec, config.steps_per_update)
         total = getattr(plan, "total_steps", plan.segments * plan.steps_per_segment)
         facts.append({"total_steps": total, "seeds": spec.seeds})
     return facts
