@@ -503,6 +503,20 @@ def test_the_default_enemy_is_the_settings_and_the_old_one_an_option():
     assert new["win_rate"] < old["win_rate"] - 0.1, (old, new)
 
 
+def test_settings_record_what_the_rule_set_decides():
+    # A run folder keeps envs.settings, so a release that changes a rule set's default
+    # (as smac's enemy once changed) is told apart: the values are the resolved ones.
+    from ctde import envs
+
+    smac, coma = envs.settings("3m", {}), envs.settings("3m", {"setting": "coma"})
+    assert (smac["enemy_policy"], coma["enemy_policy"]) == ("attack_move", "nearest")
+    assert (smac["step_mul"], coma["step_mul"]) == (8, 7)
+    assert smac["sight_range"] == 9.0 and smac["episode_limit"] == 60
+    assert envs.settings("3m", {"enemy_policy": "focus"})["enemy_policy"] == "focus"
+    assert envs.settings("micro", {"scenario": "3m"}) == {"scenario": "3m", **smac}
+    assert set(envs.parameters("3m")) <= set(smac)
+
+
 # Two marines and a medivac against one marine, on the LAB map.
 DUEL = Scenario("duel", allies=(("marine", 2), ("medivac", 1)), enemies=(("marine", 1),),
                 episode_limit=50, map_size=(40.0, 40.0))

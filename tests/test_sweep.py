@@ -232,6 +232,39 @@ def test_a_trial_trained_with_an_earlier_default_is_not_counted_or_resumed(local
         runner.train(spec, trial, resume=True, progress=False)
 
 
+def test_a_trial_trained_under_an_earlier_env_default_is_not_counted_or_resumed(local_sweep,
+                                                                                 tmp_path, capsys):
+    # The same for the environment: a run's config.yaml records every env option as it
+    # ran (env_settings). A folder whose env ran with another default (here identity's
+    # delay, as if an earlier release's default had been 1) is neither counted nor resumed.
+    import shutil
+
+    from ctde.run.spec import spec_from_dict
+
+    out = str(tmp_path / "old_env")
+    shutil.copytree(local_sweep, out)
+    trial = os.path.join(out, NAMES[0])
+    config = yaml.safe_load(open(os.path.join(trial, "config.yaml")))
+    assert config["env_settings"] == {"num_agents": 2, "num_actions": 4, "max_steps": 10,
+                                      "continuous_actions": False, "delay": 0}
+    config["env_settings"]["delay"] = 1
+    with open(os.path.join(trial, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    grid = os.path.join(os.path.dirname(local_sweep), "grid.yaml")
+    capsys.readouterr()
+    assert main(["sweep", grid, "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert NAMES[0] in err and "delay=1 (now: 0)" in err and NAMES[1] not in err
+    spec = spec_from_dict(yaml.safe_load(open(os.path.join(trial, sweep.TRIAL))))
+    with pytest.raises(ValueError, match=r"delay=1 \(now: 0\)"):
+        runner.train(spec, trial, resume=True, progress=False)
+    # a folder of a release that did not record them is judged by its Config alone
+    del config["env_settings"]
+    with open(os.path.join(trial, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    assert main(["sweep", grid, "--out", out, "--no-progress"]) == 0
+
+
 def kill_worker_once(out, name, killed):
     """Background: SIGKILL the trial's worker once it has saved a checkpoint."""
     run_dir = os.path.join(out, name)

@@ -75,7 +75,7 @@ def parse_overrides(tokens: list[str]) -> tuple[dict, dict]:
 
 
 def cmd_train(args, extra: list[str]) -> int:
-    from ctde.run.spec import RUN_FIELDS, load_yaml, spec_from_dict
+    from ctde.run.spec import RUN_FIELDS, SAVED_ONLY, load_yaml, spec_from_dict
 
     if args.resume:
         given = [f"--{f.replace('_', '-')}" for f in ("steps", "seeds", "seed", "log_every",
@@ -102,7 +102,8 @@ def cmd_train(args, extra: list[str]) -> int:
         from ctde.run.spec import resolve_files
 
         base = resolve_files(base, os.path.dirname(os.path.abspath(args.config)))
-        base.pop("versions", None)
+        for key in SAVED_ONLY:  # what the run recorded, not what to train
+            base.pop(key, None)
     base.update({k: v for k, v in (("algo", args.algo), ("env", args.env)) if v})
     if not base.get("algo") or not base.get("env"):
         raise UsageError("usage: ctde train ALGO ENV [--steps N] [--seeds K] [--out DIR] [--FIELD V]")

@@ -1,7 +1,7 @@
-"""JAX multi-agent environments: ``make(name, **params)``, ``names()``."""
+"""JAX multi-agent environments: ``make(name, **params)``, ``names()``, ``settings(name, params)``."""
 
 from ctde.envs.core import Box, Discrete, MultiAgentEnv
-from ctde.envs.registry import make, names, parameters
+from ctde.envs.registry import make, names, parameters, settings
 from ctde.envs.wrappers import AutoReset, EpisodeStats, training_env
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "make",
     "names",
     "parameters",
+    "settings",
     "training_env",
 ]

@@ -126,6 +126,12 @@ class MultiAgentEnv:
         sizes = jnp.asarray(self.action_sizes)
         return jnp.arange(self.action_space.n)[None, :] < sizes[:, None]
 
+    def resolved_options(self) -> dict:
+        """Options whose value the env derives when built (from a rule set, a scenario),
+        as the values it runs with; ``envs.settings`` lays them over the factory's
+        parameters. Default: none."""
+        return {}
+
     # -- conveniences --------------------------------------------------------------
     @property
     def unwrapped(self) -> MultiAgentEnv:

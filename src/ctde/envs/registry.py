@@ -64,3 +64,15 @@ def parameters(name: str) -> dict:
         for p in inspect.signature(factory).parameters.values()
         if p.default is not inspect.Parameter.empty
     }
+
+
+def settings(name: str, params: dict) -> dict:
+    """Every option of environment ``name`` built with ``params``, as it runs: the
+    factory's defaults, ``params`` over them, and what the env derives from them
+    (``MultiAgentEnv.resolved_options``: a micro rule set's defaults). A run folder keeps
+    it, so a release whose defaults differ is told apart from the one that trained it."""
+    from ctde.envs import external
+
+    if name.startswith(external.PREFIX):
+        return dict(params)
+    return {**parameters(name), **params, **make(name, **params).resolved_options()}

@@ -35,7 +35,15 @@ import yaml
 from ctde import __version__, algos
 from ctde.algos.common.episodes import episode_sums
 from ctde.run import checkpoint
-from ctde.run.spec import RunSpec, changed_settings, read_spec, validate
+from ctde.run.spec import (
+    FILE_PARAMS,
+    RunSpec,
+    changed_env_settings,
+    changed_settings,
+    env_settings,
+    read_spec,
+    validate,
+)
 
 #: Metric names in ``info`` that get a friendlier column name.
 COLUMN_NAMES = {"won": "win_rate"}
@@ -270,10 +278,6 @@ def _fmt(v):
     return v
 
 
-#: Env parameters that may name a file the run needs (a micro scenario of one's own).
-FILE_PARAMS = ("scenario",)
-
-
 def self_contained(out: str, spec: RunSpec) -> RunSpec:
     """Copy each file an env parameter names into ``out/files/`` and point the spec at the
     copy (relative to the run folder), so the run folder alone repeats and loads the run."""
@@ -292,6 +296,7 @@ def self_contained(out: str, spec: RunSpec) -> RunSpec:
 def write_config(out: str, spec: RunSpec, trainer) -> None:
     data = self_contained(out, spec).to_dict()
     data["config"] = {k: _yaml_value(v) for k, v in dataclasses.asdict(trainer.config).items()}
+    data["env_settings"] = env_settings(spec)
     data["versions"] = {"ctde": __version__, "jax": jax.__version__}
     checkpoint.atomic_write(os.path.join(out, "config.yaml"), yaml.safe_dump(data, sort_keys=False))
 
@@ -434,7 +439,7 @@ def _train_locked(spec, out, resume, progress, stop_after_segments, log, which, 
     metrics = MetricsLog(os.path.join(out, "metrics.csv"))
     if resume:
         _, saved, _, state, counters = load_learner(out, which)
-        changed = changed_settings(saved.config, trainer.config)
+        changed = changed_settings(saved.config, trainer.config) + changed_env_settings(out, spec)
         if changed:
             raise ValueError(f"{out} was trained with {'; '.join(changed)}: a run carries on "
                              f"with its own settings (ctde train --resume {out})")

@@ -126,9 +126,37 @@ def build_config(algo: str, overrides: dict):
 
 
 def changed_settings(then, now) -> list[str]:
-    """Where two Configs of one algorithm differ, as "name=then (now: value)"."""
-    return [f"{f.name}={getattr(then, f.name)!r} (now: {getattr(now, f.name)!r})"
-            for f in dataclasses.fields(then) if getattr(then, f.name) != getattr(now, f.name)]
+    """Where two Configs of one algorithm, or two env settings (dicts), differ, as
+    "name=then (now: value)". Of env settings only the names both hold are compared: a
+    run saved before an option existed did not record it."""
+    if not isinstance(then, dict):
+        then, now = ({f.name: getattr(c, f.name) for f in dataclasses.fields(c)} for c in (then, now))
+    return [f"{name}={then[name]!r} (now: {now[name]!r})"
+            for name in then if name in now and then[name] != now[name]]
+
+
+#: Keys of a run's config.yaml that record how it ran rather than what to train.
+SAVED_ONLY = ("versions", "env_settings")
+
+#: Env parameters that may name a file the run needs (a micro scenario of one's own).
+FILE_PARAMS = ("scenario",)
+
+
+def env_settings(spec: RunSpec) -> dict:
+    """Every option of the spec's env as it runs (``envs.settings``), in YAML's types,
+    less the parameters that may name a file (a path is the machine's, not the run's)."""
+    from ctde import envs
+
+    found = envs.settings(spec.env, spec.env_params)
+    return yaml.safe_load(yaml.safe_dump({k: v for k, v in found.items() if k not in FILE_PARAMS}))
+
+
+def changed_env_settings(run_dir: str, spec: RunSpec) -> list[str]:
+    """Where the env options a run folder was trained with differ from what ``spec``
+    builds now (a release that changed an env default); [] for a folder of a release
+    that did not record them."""
+    saved = load_yaml(os.path.join(run_dir, "config.yaml")).get("env_settings")
+    return changed_settings(saved, env_settings(spec)) if isinstance(saved, dict) else []
 
 
 def env_param_value(text):
@@ -153,7 +181,7 @@ def spec_from_dict(data: dict) -> RunSpec:
     if not isinstance(data, dict):
         raise ValueError("a run configuration must be a YAML mapping")
     fields = [f.name for f in dataclasses.fields(RunSpec)]
-    unknown = sorted(set(data) - set(fields) - {"versions"})
+    unknown = sorted(set(data) - set(fields) - set(SAVED_ONLY))
     if unknown:
         close = difflib.get_close_matches(unknown[0], fields, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -198,7 +226,7 @@ def resolve_files(data: dict, folder: str) -> dict:
     if not isinstance(params, dict):
         return data
     params = dict(params)
-    for name in ("scenario",):  # runner.FILE_PARAMS (runner imports JAX; this must not)
+    for name in FILE_PARAMS:
         value = params.get(name)
         if isinstance(value, str) and not os.path.isabs(value) \
                 and os.path.isfile(os.path.join(folder, value)):

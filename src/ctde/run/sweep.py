@@ -51,7 +51,7 @@ from collections import deque
 
 import yaml
 
-from ctde.run.spec import RUN_FIELDS, load_yaml, spec_from_dict
+from ctde.run.spec import RUN_FIELDS, SAVED_ONLY, load_yaml, spec_from_dict
 
 GRID_FIELDS = ("algos", "envs", "seeds", "seed", "steps", "log_every", "eval_episodes",
                "checkpoint_every", "set", "env", "per_algo", "per_env", "variants", "base")
@@ -138,7 +138,8 @@ def expand(grid: dict) -> list[Trial]:
         base = load_yaml(grid["base"])
         if not isinstance(base, dict):
             raise ValueError(f"base: {grid['base']} must hold a YAML mapping")
-        base.pop("versions", None)
+        for key in SAVED_ONLY:
+            base.pop(key, None)
     algo_names = _names(grid, "algos", base)
     env_names = _names(grid, "envs", base)
     for name in algo_names:
@@ -500,11 +501,12 @@ def _check_trained_settings(trial: Trial, folder: str) -> None:
     grid gives it now: a release that changes a setting's default (a run's config.yaml
     keeps every setting it was trained with) must not leave a sweep of mixed learners."""
     from ctde.run.runner import resolve
-    from ctde.run.spec import changed_settings, read_spec
+    from ctde.run.spec import changed_env_settings, changed_settings, read_spec
 
+    spec = spec_from_dict(trial.spec)
     _, then, _ = resolve(read_spec(folder))
-    _, now, _ = resolve(spec_from_dict(trial.spec))
-    changed = changed_settings(then, now)
+    _, now, _ = resolve(spec)
+    changed = changed_settings(then, now) + changed_env_settings(folder, spec)
     if changed:
         raise ValueError(f"{folder} was trained with {'; '.join(changed)}: pick another --out "
                          f"to run the grid with this release's settings")

@@ -807,6 +807,18 @@ class MicroEnv(MultiAgentEnv):
             parts.append((state.t / self.max_steps)[None].astype(jnp.float32))
         return jnp.concatenate(parts).astype(jnp.float32)
 
+    def resolved_options(self) -> dict:
+        """Every ``MicroConfig`` option, those left to the rule set (None there) and the
+        scenario's episode limit as this env runs them."""
+        return {**dataclasses.asdict(self.config),
+                "step_mul": int(self.step_mul),
+                "reward_only_positive": bool(self.reward_only_positive),
+                "reward_scale": bool(self.reward_scale),
+                "state_last_action": bool(self.state_last_action),
+                "enemy_policy": str(self.enemy_policy),
+                "sight_range": float(self.sight_range),
+                "episode_limit": int(self.max_steps)}
+
     def agent_state(self, state: MicroState, variant: Variant = "AS") -> jax.Array:
         """MAPPO's critic inputs ``[N, agent_state_dim(variant)]`` (Yu et al., 2022, sec. 5).
 
