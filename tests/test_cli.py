@@ -8,6 +8,7 @@ import os
 import jax
 import numpy as np
 import pytest
+import yaml
 
 from ctde.cli import main
 from ctde.run import runner
@@ -180,6 +181,26 @@ def test_corrupted_checkpoint_is_reported_and_nothing_is_lost(run_dir, tmp_path,
     assert older.endswith("step-000000000400.msgpack")
     assert main(["train", "--resume", copy, "--checkpoint", "400", "--no-progress"]) == 0
     assert without_timing(rows(copy)) == without_timing(rows(run_dir))
+
+
+def test_a_run_whose_env_defaults_changed_is_not_resumed_and_its_eval_says_so(run_dir, tmp_path,
+                                                                              capsys):
+    # config.yaml records every env option as the run ran; pretend an earlier release's
+    # identity had delay 1 by default: a resume would carry on in another env.
+    import shutil
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run_dir, copy)
+    config = yaml.safe_load(open(os.path.join(copy, "config.yaml")))
+    config["env_settings"]["delay"] = 1
+    with open(os.path.join(copy, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f)
+    before = open(os.path.join(copy, "metrics.csv")).read()
+    err = error_of(["train", "--resume", copy], capsys)
+    assert "delay=1 (now: 0)" in err
+    assert open(os.path.join(copy, "metrics.csv")).read() == before
+    assert main(["eval", copy, "--episodes", "2"]) == 0
+    assert "note: " in capsys.readouterr().err
 
 
 def test_refuses_to_overwrite_an_existing_run(run_dir, capsys):

@@ -233,6 +233,12 @@ def cmd_eval(args, extra) -> int:
     if args.episodes < 1:
         raise UsageError(f"--episodes must be positive, got {args.episodes}")
     result = evaluate_run(args.run, episodes=args.episodes, seed=args.seed, which=args.checkpoint)
+    from ctde.run.spec import changed_env_settings, read_spec
+
+    changed = changed_env_settings(args.run, read_spec(args.run))
+    if changed:  # a later release's env: evaluating there is allowed, but say so
+        print(f"note: {args.run} trained in an env with {'; '.join(changed)}; this evaluation "
+              f"is in the env as it is now", file=sys.stderr)
     names = [k for k in result if k not in ("env_steps", "seeds", "episodes")]
     print(f"{args.run}: deterministic policy, {args.episodes} episodes per seed, "
           f"after {result['env_steps']:,} env steps")
