@@ -4,6 +4,7 @@ the tidy CSV and the marl-eval export."""
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -19,25 +20,27 @@ A = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9]  # 8 seeds
 B = [0.0, 0.0, 0.9]  # 3 seeds
 
 
-def fake_run(path, env, seeds_values, column, steps=(100, 200)):
+def fake_run(path, env, seeds_values, column, steps=(100, 200), first_seed=0, config=None):
     """A run folder as the runner writes it: config.yaml and metrics.csv. The values at
     the first point are half the final ones."""
     os.makedirs(path)
     with open(os.path.join(path, "config.yaml"), "w") as f:
-        yaml.safe_dump({"algo": "mappo", "env": env, "seeds": len(seeds_values)}, f)
+        yaml.safe_dump({"algo": "mappo", "env": env, "seeds": len(seeds_values),
+                        "seed": first_seed, "config": config or {}}, f)
     with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, ["seed", "env_steps", "wall_s", column, f"eval_{column}"])
         writer.writeheader()
         for k, s in enumerate(steps):
-            for seed, value in enumerate(seeds_values):
+            for seed, value in enumerate(seeds_values, start=first_seed):
                 v = value * (k + 1) / len(steps)
                 writer.writerow({"seed": seed, "env_steps": s, "wall_s": 1.0, column: v - 0.01,
                                  f"eval_{column}": v})
 
 
-def fake_sweep(directory, env, values_a, values_b, column):
-    fake_run(os.path.join(directory, "a"), env, values_a, column)
-    fake_run(os.path.join(directory, "b"), env, values_b, column)
+def fake_sweep(directory, env, values_a, values_b, column, first_seed=0, config_b=None):
+    fake_run(os.path.join(directory, "a"), env, values_a, column, first_seed=first_seed)
+    fake_run(os.path.join(directory, "b"), env, values_b, column, first_seed=first_seed,
+             config=config_b)
     with open(os.path.join(directory, "sweep.yaml"), "w") as f:
         yaml.safe_dump({"labels": {"a": {"variant": "A"}, "b": {"variant": "B"}}}, f)
 
@@ -121,6 +124,58 @@ def test_marl_eval_layout(micro_report):
     assert run["step_0"] == {"step_count": 100, "win_rate": [pytest.approx(0.45)]}
     assert run["step_1"]["step_count"] == 200
     assert run["absolute_metrics"] == {"win_rate": [pytest.approx(0.9)]}
+
+
+def test_bootstrap_is_reproducible_and_leaves_numpy_alone():
+    # rliable draws its indices from numpy's global generator, not the random_state it
+    # is given: the report seeds that generator for each estimate and restores it after
+    scores = {"A": np.array(A)[:, None], "B": np.array(B)[:, None]}
+    np.random.seed(1)
+    first = report.aggregate_estimates(scores, reps=2000)
+    after = np.random.random()
+    np.random.seed(2)
+    assert report.aggregate_estimates(scores, reps=2000) == first
+    np.random.seed(1)
+    assert np.random.random() == after  # the caller's stream as if no report had run
+    taus = np.linspace(0, 1, 5)
+    assert str(report.profiles(scores, taus)) == str(report.profiles(scores, taus))
+
+
+def test_sweeps_with_more_seeds_pool_into_one_report(micro_report, tmp_path):
+    # A's and B's seeds split over two sweeps of the same grid (the second run later with
+    # `seed: 5` / `seed: 2`): the pooled report is the one-sweep report, figure for figure
+    fake_run(str(tmp_path / "first" / "a"), "3m", A[:5], "win_rate")
+    fake_run(str(tmp_path / "first" / "b"), "3m", B[:2], "win_rate")
+    fake_run(str(tmp_path / "more" / "a"), "3m", A[5:], "win_rate", first_seed=5)
+    fake_run(str(tmp_path / "more" / "b"), "3m", B[2:], "win_rate", first_seed=2)
+    for part in ("first", "more"):
+        with open(tmp_path / part / "sweep.yaml", "w") as f:
+            yaml.safe_dump({"labels": {"a": {"variant": "A"}, "b": {"variant": "B"}}}, f)
+    out = str(tmp_path / "report")
+    assert main(["report", str(tmp_path / "first"), str(tmp_path / "more"), "--out", out,
+                 "--reps", "20000"]) == 0
+    for name in ("aggregates.csv", "improvement.csv", "curves.csv"):
+        assert read(os.path.join(out, name)) == read(os.path.join(micro_report, name))
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert summary.startswith(f"# Report: {tmp_path / 'first'}, {tmp_path / 'more'}")
+    assert "11 runs (seeds)" in summary
+
+
+def test_pooling_refuses_a_seed_twice_and_different_settings(tmp_path, capsys):
+    fake_sweep(str(tmp_path / "one"), "3m", A, B, "win_rate")
+    fake_sweep(str(tmp_path / "two"), "3m", A, B, "win_rate", first_seed=8, config_b={"clip_eps": 0.1})
+    sweep = str(tmp_path / "one")
+    assert main(["report", sweep, sweep, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is given twice: a run counts once" in err and len(err.splitlines()) == 1
+    shutil.copytree(sweep, tmp_path / "copy")
+    assert main(["report", sweep, str(tmp_path / "copy"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "seed 0 of mappo A on 3m is in both" in err and "a run counts once" in err
+    assert main(["report", sweep, str(tmp_path / "two"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "are both mappo B on 3m but differ in config.clip_eps" in err
+    assert not os.path.exists(tmp_path / "r")  # refused before anything is written
 
 
 def test_random_policy_score_matches_the_analytic_value():

@@ -413,3 +413,13 @@ def test_shipped_grid_files_are_valid(path):
         by_name = {t.name: t.spec["config"] for t in trials}
         assert by_name["mappo-MMM-critic_AS"]["critic_input"] == "AS"
         assert by_name["mappo-3m-baseline"]["critic_input"] == "FP"
+
+
+def test_full_budget_slice_holds_the_full_grids_trials():
+    """A slice run into the full grid's folder counts as done there: same names, same specs."""
+    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
+        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
+    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, "mappo_ablations_3m_2M.yaml")))
+    assert len(part) == 9
+    for trial in part:
+        assert trial.spec == full[trial.name]

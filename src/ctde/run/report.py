@@ -17,6 +17,7 @@ and ``marl_eval.json`` (the JSON layout of marl-eval, used by Mava and BenchMARL
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -71,17 +72,52 @@ def default_metric(env_name: str, env_params: dict) -> str:
     return "win_rate" if "won" in envs.make(env_name, **env_params).metrics else "return_mean"
 
 
-def collect(directory: str, metric: str | None = None, use_eval: bool = True) -> list[dict]:
-    """Tidy rows: one per run (seed of a trial) and logging point, with the metric's value."""
+def _differences(a: dict, b: dict) -> list[str]:
+    """The settings where two runs differ, by name (``config.lr``)."""
+    out = []
+    for key in a:
+        if isinstance(a[key], dict):
+            out += [f"{key}.{name}" for name in sorted(set(a[key]) | set(b[key]))
+                    if a[key].get(name) != b[key].get(name)]
+        elif a[key] != b[key]:
+            out.append(key)
+    return out
+
+
+def collect(directories: str | list[str], metric: str | None = None,
+            use_eval: bool = True) -> list[dict]:
+    """Tidy rows: one per run (seed of a trial) and logging point, with the metric's value.
+    Runs of one method on one task pool across ``directories`` (seeds added by a later
+    sweep), when they share every setting but their seeds and no seed is there twice."""
+    if isinstance(directories, str):
+        directories = [directories]
     rows = []
-    for path, labels in find_runs(directory):
+    first: dict = {}  # (method, task) -> (run folder, settings) of its first run
+    where: dict = {}  # (method, task, seed) -> run folder
+    seen: set = set()  # run folders read
+    for path, labels in (run for d in directories for run in find_runs(d)):
         spec = read_spec(path)
+        method = _label(spec.algo, labels, env_axes=False)
+        task = _label(spec.env, labels, env_axes=True)
+        settings = {k: getattr(spec, k) for k in ("env_params", "config", "steps", "eval_episodes")}
+        other, theirs = first.setdefault((method, task), (path, settings))
+        differ = _differences(settings, theirs)
+        if differ:
+            raise ValueError(f"{path} and {other} are both {method} on {task} but differ in "
+                             f"{', '.join(differ)}: their runs cannot pool as one method's seeds")
         name = metric or default_metric(spec.env, spec.env_params)
         with open(os.path.join(path, "metrics.csv"), newline="") as f:
             table = list(csv.DictReader(f))
         column = f"eval_{name}" if use_eval and table and table[0].get(f"eval_{name}") else name
         if table and column not in table[0]:
             raise ValueError(f"{path}/metrics.csv has no column {column!r}")
+        if os.path.realpath(path) in seen:
+            raise ValueError(f"{path} is given twice: a run counts once")
+        seen.add(os.path.realpath(path))
+        for seed in sorted({int(r["seed"]) for r in table}):
+            if where.setdefault((method, task, seed), path) != path:
+                raise ValueError(f"seed {seed} of {method} on {task} is in both "
+                                 f"{where[method, task, seed]} and {path}: a run counts once")
         last = max((int(float(r["env_steps"])) for r in table), default=0)
         # a sweep trial without done.json is still running (or was stopped)
         unfinished = os.path.exists(os.path.join(path, "trial.yaml")) and not os.path.exists(
@@ -91,8 +127,7 @@ def collect(directory: str, metric: str | None = None, use_eval: bool = True) ->
             steps = int(float(r["env_steps"]))
             rows.append({
                 "trial": os.path.basename(os.path.normpath(path)), "algo": spec.algo,
-                "method": _label(spec.algo, labels, env_axes=False),
-                "task": _label(spec.env, labels, env_axes=True), "env": spec.env,
+                "method": method, "task": task, "env": spec.env,
                 "env_params": json.dumps(spec.env_params, sort_keys=True),
                 "seed": int(r["seed"]), "env_steps": steps, "metric": column,
                 "value": value, "final": steps == last, "unfinished": unfinished,
@@ -193,12 +228,24 @@ def final_scores(rows: list[dict], norm: dict) -> tuple[dict, list[str]]:
 # --------------------------------------------------------------------------- statistics
 
 
+@contextlib.contextmanager
+def _numpy_seeded(seed: int):
+    """numpy's global generator seeded for the block, then restored: rliable draws its
+    bootstrap indices from it (np.random.choice), whatever random_state it is given."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _estimates(scores: dict, func, reps: int, seed: int):
     """rliable's stratified-bootstrap point estimates and percentile CIs, reproducibly."""
     from rliable import library as rly
 
-    with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch deprecates
-        warnings.simplefilter("ignore", FutureWarning)
+    with warnings.catch_warnings(), _numpy_seeded(seed):
+        warnings.simplefilter("ignore", FutureWarning)  # rliable hands arch a RandomState
         return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CONFIDENCE,
                                           random_state=np.random.RandomState(seed))
 
@@ -233,9 +280,9 @@ def profiles(scores: dict, taus: np.ndarray, reps: int = 2_000, seed: int = 0) -
     """Performance profiles: the fraction of runs above each tau, with bootstrap CIs."""
     from rliable import library as rly
 
-    np.random.seed(seed)  # rliable draws the profile bootstrap from numpy's global generator
-    return rly.create_performance_profile(scores, taus, reps=reps,
-                                          confidence_interval_size=CONFIDENCE)
+    with _numpy_seeded(seed):  # rliable draws the profile bootstrap from numpy's global generator
+        return rly.create_performance_profile(scores, taus, reps=reps,
+                                              confidence_interval_size=CONFIDENCE)
 
 
 def curves(rows: list[dict], reps: int = 2_000, seed: int = 0) -> list[dict]:
@@ -297,14 +344,16 @@ def marl_eval(rows: list[dict]) -> dict:
 # --------------------------------------------------------------------------- the report
 
 
-def write_report(directory: str, out: str, metric: str | None = None, use_eval: bool = True,
-                 best: dict | None = None, reps: int = 50_000, seed: int = 0) -> dict:
-    """Every file of the report under ``out``; returns the figures computed."""
+def write_report(directories: str | list[str], out: str, metric: str | None = None,
+                 use_eval: bool = True, best: dict | None = None, reps: int = 50_000,
+                 seed: int = 0) -> dict:
+    """Every file of the report under ``out`` (of the runs under ``directories``);
+    returns the figures computed."""
     try:
         import rliable  # noqa: F401
     except ImportError:
         raise ValueError("ctde report needs rliable: pip install 'ctde[report]'") from None
-    rows = collect(directory, metric, use_eval)
+    rows = collect(directories, metric, use_eval)
     norm = normalisation(rows, best)
     for r in rows:
         low, high, _ = norm[r["task"]]
@@ -340,7 +389,7 @@ def write_report(directory: str, out: str, metric: str | None = None, use_eval: 
         json.dump(marl_eval(rows), f, indent=1)
     _figures(result, out)
     with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(summary_markdown(result, directory, reps))
+        f.write(summary_markdown(result, directories, reps))
     return result
 
 
@@ -404,10 +453,11 @@ def _figures(result: dict, out: str) -> None:
         plt.close("all")
 
 
-def summary_markdown(result: dict, directory: str, reps: int) -> str:
+def summary_markdown(result: dict, directories: str | list[str], reps: int) -> str:
     rows, norm = result["rows"], result["normalisation"]
     unfinished = sorted({r["trial"] for r in rows if r.get("unfinished")})
-    lines = [f"# Report: {directory}", "",
+    named = [directories] if isinstance(directories, str) else directories
+    lines = [f"# Report: {', '.join(named)}", "",
              f"{len({(r['trial'], r['seed']) for r in rows})} runs (seeds) of "
              f"{len({r['trial'] for r in rows})} trials; metric "
              f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's last logging point. "
@@ -447,7 +497,9 @@ def add_parser(subparsers) -> None:
                               description="Learning curves, IQM/mean/median/optimality gap with "
                               "stratified-bootstrap CIs, probability of improvement, performance "
                               "profiles, a markdown summary and a marl-eval JSON export.")
-    p.add_argument("runs", metavar="DIR", help="a sweep folder, a run folder or a folder of runs")
+    p.add_argument("runs", metavar="DIR", nargs="+",
+                   help="a sweep folder, a run folder or a folder of runs; several pool the "
+                   "seeds of each method and task (e.g. a second sweep with more seeds)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--metric", help="metrics.csv column (default: win_rate on micro maps, "
                    "return_mean elsewhere)")
