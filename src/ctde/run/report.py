@@ -1,4 +1,5 @@
-"""``ctde report DIR --out REPORT``: the statistics of a sweep (or of any run folders).
+"""``ctde report DIR [DIR ...] --out REPORT``: the statistics of a sweep (or of any run
+folders; several folders pool each method's seeds).
 
 Every figure of uncertainty comes from ``rliable`` (Agarwal et al. 2021): per-task learning
 curves with 95 % stratified-bootstrap bands, aggregate IQM, mean, median and optimality
@@ -96,6 +97,9 @@ def collect(directories: str | list[str], metric: str | None = None,
     where: dict = {}  # (method, task, seed) -> run folder
     seen: set = set()  # run folders read
     for path, labels in (run for d in directories for run in find_runs(d)):
+        if os.path.realpath(path) in seen:
+            raise ValueError(f"{path} is given twice: a run counts once")
+        seen.add(os.path.realpath(path))
         spec = read_spec(path)
         method = _label(spec.algo, labels, env_axes=False)
         task = _label(spec.env, labels, env_axes=True)
@@ -111,9 +115,6 @@ def collect(directories: str | list[str], metric: str | None = None,
         column = f"eval_{name}" if use_eval and table and table[0].get(f"eval_{name}") else name
         if table and column not in table[0]:
             raise ValueError(f"{path}/metrics.csv has no column {column!r}")
-        if os.path.realpath(path) in seen:
-            raise ValueError(f"{path} is given twice: a run counts once")
-        seen.add(os.path.realpath(path))
         for seed in sorted({int(r["seed"]) for r in table}):
             if where.setdefault((method, task, seed), path) != path:
                 raise ValueError(f"seed {seed} of {method} on {task} is in both "
