@@ -23,7 +23,6 @@ import csv
 import json
 import os
 import sys
-import warnings
 
 import numpy as np
 
@@ -242,13 +241,13 @@ def _numpy_seeded(seed: int):
 
 
 def _estimates(scores: dict, func, reps: int, seed: int):
-    """rliable's stratified-bootstrap point estimates and percentile CIs, reproducibly."""
+    """rliable's stratified-bootstrap point estimates and percentile CIs, reproducibly
+    (its ``random_state`` seeds only arch's generator, which the percentile method does
+    not draw from)."""
     from rliable import library as rly
 
-    with warnings.catch_warnings(), _numpy_seeded(seed):
-        warnings.simplefilter("ignore", FutureWarning)  # rliable hands arch a RandomState
-        return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CONFIDENCE,
-                                          random_state=np.random.RandomState(seed))
+    with _numpy_seeded(seed):
+        return rly.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CONFIDENCE)
 
 
 def aggregate_estimates(scores: dict, reps: int = 50_000, seed: int = 0) -> dict:
@@ -354,6 +353,7 @@ def write_report(directories: str | list[str], out: str, metric: str | None = No
         import rliable  # noqa: F401
     except ImportError:
         raise ValueError("ctde report needs rliable: pip install 'ctde[report]'") from None
+    directories = [directories] if isinstance(directories, str) else list(directories)
     rows = collect(directories, metric, use_eval)
     norm = normalisation(rows, best)
     for r in rows:
@@ -454,11 +454,10 @@ def _figures(result: dict, out: str) -> None:
         plt.close("all")
 
 
-def summary_markdown(result: dict, directories: str | list[str], reps: int) -> str:
+def summary_markdown(result: dict, directories: list[str], reps: int) -> str:
     rows, norm = result["rows"], result["normalisation"]
     unfinished = sorted({r["trial"] for r in rows if r.get("unfinished")})
-    named = [directories] if isinstance(directories, str) else directories
-    lines = [f"# Report: {', '.join(named)}", "",
+    lines = [f"# Report: {', '.join(directories)}", "",
              f"{len({(r['trial'], r['seed']) for r in rows})} runs (seeds) of "
              f"{len({r['trial'] for r in rows})} trials; metric "
              f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's last logging point. "
