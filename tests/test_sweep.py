@@ -149,6 +149,17 @@ def test_trials_are_ordinary_run_folders(local_sweep, capsys):
     assert labels == {NAMES[0]: {"num_epochs": 1}, NAMES[1]: {"num_epochs": 2}}
 
 
+def test_a_grid_run_a_slice_at_a_time_keeps_every_trials_labels(tmp_path):
+    # each slice rewrites sweep.yaml: the earlier slices' trials keep their labels there,
+    # or `ctde report` on the folder could not tell them apart
+    out = str(tmp_path / "out")
+    for epochs in (1, 2, 1):
+        sweep.prepare(dict(GRID, set={**TINY, "num_epochs": [epochs]}), out)
+    record = yaml.safe_load(open(os.path.join(out, "sweep.yaml")))
+    assert record["labels"] == {NAMES[0]: {"num_epochs": 1}, NAMES[1]: {"num_epochs": 2}}
+    assert [g["set"]["num_epochs"] for g in record["grids"]] == [[1], [2]]
+
+
 def test_a_finished_sweep_reruns_nothing(local_sweep, capsys):
     before = {n: os.stat(os.path.join(local_sweep, n, "metrics.csv")).st_mtime_ns for n in NAMES}
     grid = os.path.join(os.path.dirname(local_sweep), "grid.yaml")

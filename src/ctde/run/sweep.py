@@ -488,12 +488,22 @@ def prepare(grid: dict, out: str) -> tuple[list[Trial], list[dict]]:
     from ctde.run.checkpoint import atomic_write
 
     atomic_write(os.path.join(out, "sweep.yaml"), yaml.safe_dump(
-        {"grid": _plain(grid), "labels": {t.name: _plain(t.labels) for t in trials}},
-        sort_keys=False))
+        _sweep_record(os.path.join(out, "sweep.yaml"), grid, trials), sort_keys=False))
     for trial in trials:
         atomic_write(os.path.join(out, trial.name, TRIAL), yaml.safe_dump(_plain(trial.spec),
                                                                          sort_keys=False))
     return trials, facts
+
+
+def _sweep_record(path: str, grid: dict, trials: list[Trial]) -> dict:
+    """``sweep.yaml``: every grid run into the folder and every trial's labels, those of
+    earlier grids kept, so a grid run a slice at a time still reports as one."""
+    before = load_yaml(path) if os.path.exists(path) else {}
+    grids = before.get("grids") or ([before["grid"]] if "grid" in before else [])
+    if _plain(grid) not in grids:
+        grids.append(_plain(grid))
+    labels = {**(before.get("labels") or {}), **{t.name: _plain(t.labels) for t in trials}}
+    return {"grids": grids, "labels": labels}
 
 
 def _check_trained_settings(trial: Trial, folder: str) -> None:
