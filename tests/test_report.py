@@ -178,6 +178,22 @@ def test_pooling_refuses_a_seed_twice_and_different_settings(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "r")  # refused before anything is written
 
 
+def test_one_env_of_a_mixed_folder_is_the_report_of_that_env_alone(micro_report, tmp_path, capsys):
+    # a full grid's folder holds every map; --env reports one map as if it were alone
+    fake_sweep(str(tmp_path / "grid"), "3m", A, B, "win_rate")
+    fake_run(str(tmp_path / "grid" / "c"), "2s3z", B, "win_rate", config={"clip_eps": 0.1})
+    out = str(tmp_path / "report")
+    assert main(["report", str(tmp_path / "grid"), "--env", "3m", "--out", out,
+                 "--reps", "20000"]) == 0
+    for name in ("aggregates.csv", "improvement.csv", "curves.csv"):
+        assert read(os.path.join(out, name)) == read(os.path.join(micro_report, name))
+    assert main(["report", str(tmp_path / "grid"), "--env", "3m", "--env", "5m", "--out",
+                 str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no runs on 5m in" in err and "(its runs are on 2s3z, 3m)" in err
+    assert not os.path.exists(tmp_path / "r")
+
+
 def test_random_policy_score_matches_the_analytic_value():
     # identity, 2 agents, 4 actions, 10 steps: a random agent matches its cue 1/4 of the
     # time, so the team's return is 10/4; per-episode std ~0.97, 256 episodes

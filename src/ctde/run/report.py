@@ -85,13 +85,15 @@ def _differences(a: dict, b: dict) -> list[str]:
 
 
 def collect(directories: str | list[str], metric: str | None = None,
-            use_eval: bool = True) -> list[dict]:
+            use_eval: bool = True, envs: list[str] | None = None) -> list[dict]:
     """Tidy rows: one per run (seed of a trial) and logging point, with the metric's value.
     Runs of one method on one task pool across ``directories`` (seeds added by a later
-    sweep), when they share every setting but their seeds and no seed is there twice."""
+    sweep), when they share every setting but their seeds and no seed is there twice.
+    ``envs``, if given, keeps only the runs on those envs (one map of a full grid)."""
     if isinstance(directories, str):
         directories = [directories]
     rows = []
+    present: set = set()  # the envs of every run read, for an error naming them
     first: dict = {}  # (method, task) -> (run folder, settings) of its first run
     where: dict = {}  # (method, task, seed) -> run folder
     seen: set = set()  # run folders read
@@ -100,6 +102,9 @@ def collect(directories: str | list[str], metric: str | None = None,
             raise ValueError(f"{path} is given twice: a run counts once")
         seen.add(os.path.realpath(path))
         spec = read_spec(path)
+        present.add(spec.env)
+        if envs and spec.env not in envs:
+            continue
         method = _label(spec.algo, labels, env_axes=False)
         task = _label(spec.env, labels, env_axes=True)
         settings = {k: getattr(spec, k) for k in ("env_params", "config", "steps", "eval_episodes")}
@@ -132,6 +137,10 @@ def collect(directories: str | list[str], metric: str | None = None,
                 "seed": int(r["seed"]), "env_steps": steps, "metric": column,
                 "value": value, "final": steps == last, "unfinished": unfinished,
             })
+    missing = sorted(set(envs or ()) - present)
+    if missing:
+        raise ValueError(f"no runs on {', '.join(missing)} in {', '.join(directories)} "
+                         f"(its runs are on {', '.join(sorted(present))})")
     return rows
 
 
@@ -346,15 +355,15 @@ def marl_eval(rows: list[dict]) -> dict:
 
 def write_report(directories: str | list[str], out: str, metric: str | None = None,
                  use_eval: bool = True, best: dict | None = None, reps: int = 50_000,
-                 seed: int = 0) -> dict:
-    """Every file of the report under ``out`` (of the runs under ``directories``);
-    returns the figures computed."""
+                 seed: int = 0, envs: list[str] | None = None) -> dict:
+    """Every file of the report under ``out`` (of the runs under ``directories``, those on
+    ``envs`` only if given); returns the figures computed."""
     try:
         import rliable  # noqa: F401
     except ImportError:
         raise ValueError("ctde report needs rliable: pip install 'ctde[report]'") from None
     directories = [directories] if isinstance(directories, str) else list(directories)
-    rows = collect(directories, metric, use_eval)
+    rows = collect(directories, metric, use_eval, envs)
     norm = normalisation(rows, best)
     for r in rows:
         low, high, _ = norm[r["task"]]
@@ -507,6 +516,9 @@ def add_parser(subparsers) -> None:
                    help="use the training episodes' metric, not the deterministic evaluation's")
     p.add_argument("--best", action="append", default=[], metavar="TASK=VALUE",
                    help="best known score of a task (normalised to 1); default: the best method's")
+    p.add_argument("--env", dest="envs", action="append", metavar="ENV",
+                   help="report only the runs on this env (repeatable), e.g. one map of a "
+                   "full grid's folder")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples (aggregates)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     p.set_defaults(func=cmd_report)
@@ -524,7 +536,8 @@ def cmd_report(args, extra) -> int:
             raise ValueError(f"--best expects TASK=VALUE, got {item!r}")
     if args.reps < 100:
         raise ValueError(f"--reps must be at least 100, got {args.reps}")
-    result = write_report(args.runs, args.out, args.metric, args.use_eval, best, args.reps, args.seed)
+    result = write_report(args.runs, args.out, args.metric, args.use_eval, best, args.reps,
+                          args.seed, args.envs)
     print(summary_markdown(result, args.runs, args.reps))
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
