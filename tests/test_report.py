@@ -187,6 +187,8 @@ def test_one_env_of_a_mixed_folder_is_the_report_of_that_env_alone(micro_report,
                  "--reps", "20000"]) == 0
     for name in ("aggregates.csv", "improvement.csv", "curves.csv"):
         assert read(os.path.join(out, name)) == read(os.path.join(micro_report, name))
+    assert open(os.path.join(out, "summary.md")).readline().strip() == (
+        f"# Report: {tmp_path / 'grid'} (runs on 3m only)")
     assert main(["report", str(tmp_path / "grid"), "--env", "3m", "--env", "5m", "--out",
                  str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()

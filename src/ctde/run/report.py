@@ -371,7 +371,7 @@ def write_report(directories: str | list[str], out: str, metric: str | None = No
     scores, tasks = final_scores(rows, norm)
     small = max(1000, reps // 25)  # pairs, profiles and curves: many more estimates
     result = {
-        "rows": rows, "normalisation": norm, "scores": scores, "tasks": tasks,
+        "rows": rows, "normalisation": norm, "scores": scores, "tasks": tasks, "envs": envs,
         "aggregates": aggregate_estimates(scores, reps, seed),
         "improvement": improvement_estimates(scores, small, seed),
         "curves": curves(rows, small, seed),
@@ -466,7 +466,8 @@ def _figures(result: dict, out: str) -> None:
 def summary_markdown(result: dict, directories: list[str], reps: int) -> str:
     rows, norm = result["rows"], result["normalisation"]
     unfinished = sorted({r["trial"] for r in rows if r.get("unfinished")})
-    lines = [f"# Report: {', '.join(directories)}", "",
+    only = f" (runs on {', '.join(result['envs'])} only)" if result.get("envs") else ""
+    lines = [f"# Report: {', '.join(directories)}{only}", "",
              f"{len({(r['trial'], r['seed']) for r in rows})} runs (seeds) of "
              f"{len({r['trial'] for r in rows})} trials; metric "
              f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's last logging point. "
