@@ -499,9 +499,10 @@ def _sweep_record(path: str, grid: dict, trials: list[Trial]) -> dict:
     """``sweep.yaml``: every grid run into the folder and every trial's labels, those of
     earlier grids kept, so a grid run a slice at a time still reports as one."""
     before = load_yaml(path) if os.path.exists(path) else {}
-    grids = before.get("grids") or ([before["grid"]] if "grid" in before else [])
-    if _plain(grid) not in grids:
-        grids.append(_plain(grid))
+    grids = before.get("grids") or ([before["grid"]] if "grid" in before else [])  # older: one
+    plain = _plain(grid)
+    if plain not in grids:
+        grids.append(plain)
     labels = {**(before.get("labels") or {}), **{t.name: _plain(t.labels) for t in trials}}
     return {"grids": grids, "labels": labels}
 
