@@ -426,7 +426,8 @@ def test_shipped_grid_files_are_valid(path):
         assert by_name["mappo-3m-baseline"]["critic_input"] == "FP"
 
 
-@pytest.mark.parametrize("grid", ["mappo_ablations_3m_2M.yaml", "mappo_ablations_5m_vs_6m_2M.yaml"])
+@pytest.mark.parametrize("grid", ["mappo_ablations_3m_2M.yaml", "mappo_ablations_2s3z_2M.yaml",
+                                  "mappo_ablations_5m_vs_6m_2M.yaml"])
 def test_full_budget_slice_holds_the_full_grids_trials(grid):
     """A slice run into the full grid's folder counts as done there: same names, same specs."""
     full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
