@@ -196,6 +196,42 @@ def test_one_env_of_a_mixed_folder_is_the_report_of_that_env_alone(micro_report,
     assert not os.path.exists(tmp_path / "r")
 
 
+def test_at_reads_the_runs_as_they_stood_at_that_budget(tmp_path, capsys):
+    # fake runs log at 100 and 200 steps, half their final value at 100: --at 150 is the
+    # report at 100, every figure half the final one, the curves cut there
+    fake_sweep(str(tmp_path / "sweep"), "3m", A, B, "win_rate")
+    out = str(tmp_path / "report")
+    assert main(["report", str(tmp_path / "sweep"), "--at", "150", "--out", out,
+                 "--reps", "2000"]) == 0
+    agg = aggregates(out)
+    assert float(agg["mappo A", "IQM"]["estimate"]) == pytest.approx((0.2 + 0.3 + 0.4 + 0.5) / 8)
+    assert float(agg["mappo B", "Mean"]["estimate"]) == pytest.approx(0.15)
+    assert {r["env_steps"] for r in read(os.path.join(out, "curves.csv"))} == {"100"}
+    assert "at each run's last logging point at or before 150 env steps (100)." in open(
+        os.path.join(out, "summary.md")).read()
+    capsys.readouterr()
+    # a budget the runs never reached, or before their first point, is refused
+    for at, message in (("300", "ends at 200 env steps, before --at 300"),
+                        ("50", "no logging point at or before 50 env steps (its first is at 100)"),
+                        ("0", "--at must be a positive number of env steps, got 0")):
+        assert main(["report", str(tmp_path / "sweep"), "--at", at, "--out",
+                     str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert not os.path.exists(tmp_path / "r")
+
+
+def test_at_a_budget_an_unfinished_trial_has_reached_it_counts_as_finished(tmp_path):
+    fake_sweep(str(tmp_path / "sweep"), "3m", A, B, "win_rate")
+    for name in ("a", "b"):  # sweep trials, neither finished, both past 100 steps
+        (tmp_path / "sweep" / name / "trial.yaml").write_text("algo: mappo\nenv: 3m\n")
+    for at, named in (("100", False), ("300", True)):
+        out = str(tmp_path / f"report{at}")
+        assert main(["report", str(tmp_path / "sweep"), "--at", at, "--out", out,
+                     "--reps", "1000"]) == 0
+        assert ("Unfinished sweep trials" in open(os.path.join(out, "summary.md")).read()) == named
+
+
 def test_random_policy_score_matches_the_analytic_value():
     # identity, 2 agents, 4 actions, 10 steps: a random agent matches its cue 1/4 of the
     # time, so the team's return is 10/4; per-episode std ~0.97, 256 episodes

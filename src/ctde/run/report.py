@@ -85,11 +85,14 @@ def _differences(a: dict, b: dict) -> list[str]:
 
 
 def collect(directories: str | list[str], metric: str | None = None,
-            use_eval: bool = True, envs: list[str] | None = None) -> list[dict]:
+            use_eval: bool = True, envs: list[str] | None = None,
+            at: int | None = None) -> list[dict]:
     """Tidy rows: one per run (seed of a trial) and logging point, with the metric's value.
     Runs of one method on one task pool across ``directories`` (seeds added by a later
     sweep), when they share every setting but their seeds and no seed is there twice.
-    ``envs``, if given, keeps only the runs on those envs (one map of a full grid)."""
+    ``envs``, if given, keeps only the runs on those envs (one map of a full grid); ``at``,
+    only the logging points at or before that many env steps (the runs as they stood
+    then: a smaller budget read from longer runs)."""
     if isinstance(directories, str):
         directories = [directories]
     rows = []
@@ -127,6 +130,16 @@ def collect(directories: str | list[str], metric: str | None = None,
         # a sweep trial without done.json is still running (or was stopped)
         unfinished = os.path.exists(os.path.join(path, "trial.yaml")) and not os.path.exists(
             os.path.join(path, "done.json"))
+        if at is not None:
+            if table and not unfinished and last < at:
+                raise ValueError(f"{path} ends at {last:,} env steps, before --at {at:,}")
+            first_point = min((int(float(r["env_steps"])) for r in table), default=0)
+            table = [r for r in table if int(float(r["env_steps"])) <= at]
+            if not table:
+                raise ValueError(f"{path} has no logging point at or before {at:,} env steps "
+                                 f"(its first is at {first_point:,})")
+            unfinished = unfinished and last < at
+            last = max(int(float(r["env_steps"])) for r in table)
         for r in table:
             value = float(r[column]) if r[column] not in ("", None) else float("nan")
             steps = int(float(r["env_steps"]))
@@ -355,15 +368,15 @@ def marl_eval(rows: list[dict]) -> dict:
 
 def write_report(directories: str | list[str], out: str, metric: str | None = None,
                  use_eval: bool = True, best: dict | None = None, reps: int = 50_000,
-                 seed: int = 0, envs: list[str] | None = None) -> dict:
+                 seed: int = 0, envs: list[str] | None = None, at: int | None = None) -> dict:
     """Every file of the report under ``out`` (of the runs under ``directories``, those on
-    ``envs`` only if given); returns the figures computed."""
+    ``envs`` only and up to ``at`` env steps if given); returns the figures computed."""
     try:
         import rliable  # noqa: F401
     except ImportError:
         raise ValueError("ctde report needs rliable: pip install 'ctde[report]'") from None
     directories = [directories] if isinstance(directories, str) else list(directories)
-    rows = collect(directories, metric, use_eval, envs)
+    rows = collect(directories, metric, use_eval, envs, at)
     norm = normalisation(rows, best)
     for r in rows:
         low, high, _ = norm[r["task"]]
@@ -372,6 +385,7 @@ def write_report(directories: str | list[str], out: str, metric: str | None = No
     small = max(1000, reps // 25)  # pairs, profiles and curves: many more estimates
     result = {
         "rows": rows, "normalisation": norm, "scores": scores, "tasks": tasks, "envs": envs,
+        "at": at,
         "aggregates": aggregate_estimates(scores, reps, seed),
         "improvement": improvement_estimates(scores, small, seed),
         "curves": curves(rows, small, seed),
@@ -467,10 +481,15 @@ def summary_markdown(result: dict, directories: list[str], reps: int) -> str:
     rows, norm = result["rows"], result["normalisation"]
     unfinished = sorted({r["trial"] for r in rows if r.get("unfinished")})
     only = f" (runs on {', '.join(result['envs'])} only)" if result.get("envs") else ""
+    point = "last logging point"
+    if result.get("at") is not None:
+        steps = sorted({r["env_steps"] for r in rows if r["final"]})
+        point += (f" at or before {result['at']:,} env steps "
+                  f"({', '.join(f'{s:,}' for s in steps)})")
     lines = [f"# Report: {', '.join(directories)}{only}", "",
              f"{len({(r['trial'], r['seed']) for r in rows})} runs (seeds) of "
              f"{len({r['trial'] for r in rows})} trials; metric "
-             f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's last logging point. "
+             f"`{', '.join(sorted({r['metric'] for r in rows}))}` at each run's {point}. "
              f"Intervals are {CONFIDENCE:.0%} stratified-bootstrap confidence intervals "
              f"({reps:,} resamples for the aggregates), computed with rliable."
              + (f" Unfinished sweep trials (figures at their last point so far): "
@@ -520,6 +539,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--env", dest="envs", action="append", metavar="ENV",
                    help="report only the runs on this env (repeatable), e.g. one map of a "
                    "full grid's folder")
+    p.add_argument("--at", type=float, metavar="STEPS",
+                   help="the figures at this many env steps (each run's last logging point at "
+                   "or before it), e.g. 5e5 to read a 2 M-step sweep at 500 k")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples (aggregates)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     p.set_defaults(func=cmd_report)
@@ -537,8 +559,11 @@ def cmd_report(args, extra) -> int:
             raise ValueError(f"--best expects TASK=VALUE, got {item!r}")
     if args.reps < 100:
         raise ValueError(f"--reps must be at least 100, got {args.reps}")
+    if args.at is not None and not 0 < args.at < float("inf"):
+        raise ValueError(f"--at must be a positive number of env steps, got {args.at:g}")
+    at = None if args.at is None else int(args.at)
     result = write_report(args.runs, args.out, args.metric, args.use_eval, best, args.reps,
-                          args.seed, args.envs)
+                          args.seed, args.envs, at)
     print(summary_markdown(result, args.runs, args.reps))
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
