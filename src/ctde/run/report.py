@@ -126,20 +126,20 @@ def collect(directories: str | list[str], metric: str | None = None,
             if where.setdefault((method, task, seed), path) != path:
                 raise ValueError(f"seed {seed} of {method} on {task} is in both "
                                  f"{where[method, task, seed]} and {path}: a run counts once")
-        last = max((int(float(r["env_steps"])) for r in table), default=0)
+        points = [int(float(r["env_steps"])) for r in table]
+        last = max(points, default=0)
         # a sweep trial without done.json is still running (or was stopped)
         unfinished = os.path.exists(os.path.join(path, "trial.yaml")) and not os.path.exists(
             os.path.join(path, "done.json"))
-        if at is not None:
-            if table and not unfinished and last < at:
+        if at is not None and table:
+            if not unfinished and last < at:
                 raise ValueError(f"{path} ends at {last:,} env steps, before --at {at:,}")
-            first_point = min((int(float(r["env_steps"])) for r in table), default=0)
-            table = [r for r in table if int(float(r["env_steps"])) <= at]
-            if not table:
+            if min(points) > at:
                 raise ValueError(f"{path} has no logging point at or before {at:,} env steps "
-                                 f"(its first is at {first_point:,})")
+                                 f"(its first is at {min(points):,})")
+            table = [r for r, s in zip(table, points, strict=True) if s <= at]
             unfinished = unfinished and last < at
-            last = max(int(float(r["env_steps"])) for r in table)
+            last = max(s for s in points if s <= at)
         for r in table:
             value = float(r[column]) if r[column] not in ("", None) else float("nan")
             steps = int(float(r["env_steps"]))
