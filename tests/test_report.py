@@ -232,6 +232,19 @@ def test_at_a_budget_an_unfinished_trial_has_reached_it_counts_as_finished(tmp_p
         assert ("Unfinished sweep trials" in open(os.path.join(out, "summary.md")).read()) == named
 
 
+def test_summary_names_the_first_point_where_the_mean_reaches_a_level(micro_report, tmp_path):
+    # the mean of A is 0.1875 at 100 steps and 0.375 at 200; B's 0.15 and 0.3
+    summary = open(os.path.join(micro_report, "summary.md")).read()
+    assert "| mean reaches 0.9 |" in summary and summary.count("| not reached |") == 2
+    out = str(tmp_path / "report")
+    assert main(["report", os.path.join(os.path.dirname(micro_report), "sweep"), "--out", out,
+                 "--reps", "1000", "--reach", "0.18"]) == 0
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert "| 3m | mappo A | 8 | 0.375 | " in summary
+    lines = {line.split(" | ")[1]: line for line in summary.splitlines() if line.startswith("| 3m |")}
+    assert lines["mappo A"].endswith("| 100 |") and lines["mappo B"].endswith("| 200 |")
+
+
 def test_random_policy_score_matches_the_analytic_value():
     # identity, 2 agents, 4 actions, 10 steps: a random agent matches its cue 1/4 of the
     # time, so the team's return is 10/4; per-episode std ~0.97, 256 episodes
@@ -258,6 +271,7 @@ def test_returns_normalised_from_random_to_best(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--best", "identity"], "--best expects TASK=VALUE"),
     (["--reps", "10"], "--reps must be at least 100"),
+    (["--reach", "0"], "--reach must be a positive level of the normalised score, got 0"),
     (["--metric", "touches"], "has no column 'touches'"),
 ])
 def test_bad_input_is_one_line(micro_report, args, message, capsys, tmp_path):

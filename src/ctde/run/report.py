@@ -333,6 +333,19 @@ def curves(rows: list[dict], reps: int = 2_000, seed: int = 0) -> list[dict]:
     return out
 
 
+def first_reach(curve_rows: list[dict], norm: dict, level: float) -> dict:
+    """(task, method) -> the first logging point where the mean over runs reaches ``level``
+    of the normalised score, or None: how fast a method learns, where the final figures
+    of methods that all end at the ceiling cannot tell them apart."""
+    out = {}
+    for c in curve_rows:  # in order of env steps within each task and method
+        low, high, _ = norm[c["task"]]
+        key = (c["task"], c["method"])
+        if out.get(key) is None:
+            out[key] = c["env_steps"] if (c["mean"] - low) / (high - low) >= level else None
+    return out
+
+
 # --------------------------------------------------------------------------- marl-eval
 
 
@@ -368,7 +381,8 @@ def marl_eval(rows: list[dict]) -> dict:
 
 def write_report(directories: str | list[str], out: str, metric: str | None = None,
                  use_eval: bool = True, best: dict | None = None, reps: int = 50_000,
-                 seed: int = 0, envs: list[str] | None = None, at: int | None = None) -> dict:
+                 seed: int = 0, envs: list[str] | None = None, at: int | None = None,
+                 reach: float = 0.9) -> dict:
     """Every file of the report under ``out`` (of the runs under ``directories``, those on
     ``envs`` only and up to ``at`` env steps if given); returns the figures computed."""
     try:
@@ -390,6 +404,7 @@ def write_report(directories: str | list[str], out: str, metric: str | None = No
         "improvement": improvement_estimates(scores, small, seed),
         "curves": curves(rows, small, seed),
     }
+    result["reach"] = (reach, first_reach(result["curves"], norm, reach))
     taus = np.linspace(0.0, max(1.0, max(float(np.nanmax(s)) for s in scores.values())), 101)
     result["profiles"] = (taus, *profiles(scores, taus, small, seed))
     os.makedirs(out, exist_ok=True)
@@ -496,12 +511,17 @@ def summary_markdown(result: dict, directories: list[str], reps: int) -> str:
                 f"{', '.join(unfinished)}." if unfinished else ""), "",
              "## Normalisation", "", "| task | score 0 | score 1 | how |", "|---|---:|---:|---|"]
     lines += [f"| {t} | {lo:.4g} | {hi:.4g} | {how} |" for t, (lo, hi, how) in norm.items()]
+    level, reached = result["reach"]
     lines += ["", "## Final figures per task (raw metric, mean over runs)", "",
-              "| task | method | runs | mean | 95 % CI |", "|---|---|---:|---:|---|"]
+              f"The last column is the first logging point where the mean over runs reaches "
+              f"{level:g} of the normalised score.", "",
+              f"| task | method | runs | mean | 95 % CI | mean reaches {level:g} |",
+              "|---|---|---:|---:|---|---:|"]
     last = {}
     for c in result["curves"]:
         last[(c["task"], c["method"])] = c
-    lines += [f"| {t} | {m} | {c['runs']} | {c['mean']:.4g} | [{c['low']:.4g}, {c['high']:.4g}] |"
+    lines += [f"| {t} | {m} | {c['runs']} | {c['mean']:.4g} | [{c['low']:.4g}, {c['high']:.4g}] | "
+              + (f"{reached[t, m]:,} |" if reached[t, m] is not None else "not reached |")
               for (t, m), c in sorted(last.items())]
     lines += ["", "## Aggregates over tasks (normalised scores)", "",
               "| method | " + " | ".join(AGGREGATES) + " |", "|---|" + "---:|" * len(AGGREGATES)]
@@ -542,6 +562,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--at", type=float, metavar="STEPS",
                    help="the figures at this many env steps (each run's last logging point at "
                    "or before it), e.g. 5e5 to read a 2 M-step sweep at 500 k")
+    p.add_argument("--reach", type=float, default=0.9, metavar="LEVEL",
+                   help="the summary names the first logging point where each method's mean "
+                   "normalised score reaches LEVEL (default 0.9)")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples (aggregates)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     p.set_defaults(func=cmd_report)
@@ -561,9 +584,12 @@ def cmd_report(args, extra) -> int:
         raise ValueError(f"--reps must be at least 100, got {args.reps}")
     if args.at is not None and not 0 < args.at < float("inf"):
         raise ValueError(f"--at must be a positive number of env steps, got {args.at:g}")
+    if not 0 < args.reach < float("inf"):
+        raise ValueError(f"--reach must be a positive level of the normalised score, "
+                         f"got {args.reach:g}")
     at = None if args.at is None else int(args.at)
     result = write_report(args.runs, args.out, args.metric, args.use_eval, best, args.reps,
-                          args.seed, args.envs, at)
+                          args.seed, args.envs, at, args.reach)
     print(summary_markdown(result, args.runs, args.reps))
     print(f"report written to {args.out}", file=sys.stderr)
     return 0
