@@ -337,12 +337,12 @@ def first_reach(curve_rows: list[dict], norm: dict, level: float) -> dict:
     """(task, method) -> the first logging point where the mean over runs reaches ``level``
     of the normalised score, or None: how fast a method learns, where the final figures
     of methods that all end at the ceiling cannot tell them apart."""
-    out = {}
+    out = {(c["task"], c["method"]): None for c in curve_rows}
     for c in curve_rows:  # in order of env steps within each task and method
         low, high, _ = norm[c["task"]]
         key = (c["task"], c["method"])
-        if out.get(key) is None:
-            out[key] = c["env_steps"] if (c["mean"] - low) / (high - low) >= level else None
+        if out[key] is None and (c["mean"] - low) / (high - low) >= level:
+            out[key] = c["env_steps"]
     return out
 
 
