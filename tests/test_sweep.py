@@ -429,7 +429,8 @@ def test_shipped_grid_files_are_valid(path):
 @pytest.mark.parametrize("grid, trials", [("mappo_ablations_3m_2M.yaml", 9),
                                            ("mappo_ablations_2s3z_2M.yaml", 9),
                                            ("mappo_ablations_5m_vs_6m_2M.yaml", 9),
-                                           ("mappo_ablations_3s5z_2M_critic_vn.yaml", 4)])
+                                           ("mappo_ablations_3s5z_2M_critic_vn.yaml", 4),
+                                           ("mappo_ablations_3s5z_2M_rest.yaml", 6)])
 def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
     """A slice run into the full grid's folder counts as done there: same names, same specs."""
     full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
