@@ -439,3 +439,20 @@ def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
     assert len(part) == trials  # one map's nine variants, or some of them
     for trial in part:
         assert trial.spec == full[trial.name]
+
+
+@pytest.mark.parametrize("grid, trials", [("mappo_ablations_3s5z_2M_more.yaml", 1),
+                                           ("mappo_ablations_3s5z_2M_more_clip.yaml", 2)])
+def test_more_seeds_slice_holds_the_full_grids_trials_at_seeds_5_to_9(grid, trials):
+    """Seeds 5-9 of full-grid trials: the same specs but the first seed, so that the report
+    pools them with seeds 0-4, and one trial shared by two such files runs once."""
+    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
+        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
+    more = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
+        os.path.join(SWEEPS, "mappo_ablations_3s5z_2M_more.yaml")))}
+    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, grid)))
+    assert len(part) == trials
+    for trial in part:
+        assert trial.spec == {**full[trial.name], "seed": 5}
+        if trial.name in more:
+            assert trial.spec == more[trial.name]
