@@ -442,7 +442,8 @@ def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
 
 
 @pytest.mark.parametrize("grid, trials", [("mappo_ablations_3s5z_2M_more.yaml", 1),
-                                           ("mappo_ablations_3s5z_2M_more_clip.yaml", 2)])
+                                           ("mappo_ablations_3s5z_2M_more_clip.yaml", 2),
+                                           ("mappo_ablations_3s5z_2M_more_AS.yaml", 1)])
 def test_more_seeds_slice_holds_the_full_grids_trials_at_seeds_5_to_9(grid, trials):
     """Seeds 5-9 of full-grid trials: the same specs but the first seed, so that the report
     pools them with seeds 0-4, and one trial shared by two such files runs once."""
