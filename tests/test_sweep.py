@@ -430,7 +430,8 @@ def test_shipped_grid_files_are_valid(path):
                                            ("mappo_ablations_2s3z_2M.yaml", 9),
                                            ("mappo_ablations_5m_vs_6m_2M.yaml", 9),
                                            ("mappo_ablations_3s5z_2M_critic_vn.yaml", 4),
-                                           ("mappo_ablations_3s5z_2M_rest.yaml", 6)])
+                                           ("mappo_ablations_3s5z_2M_rest.yaml", 6),
+                                           ("mappo_ablations_MMM_2M.yaml", 9)])
 def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
     """A slice run into the full grid's folder counts as done there: same names, same specs."""
     full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
@@ -443,7 +444,8 @@ def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
 
 @pytest.mark.parametrize("grid, trials", [("mappo_ablations_3s5z_2M_more.yaml", 1),
                                            ("mappo_ablations_3s5z_2M_more_clip.yaml", 2),
-                                           ("mappo_ablations_3s5z_2M_more_AS.yaml", 1)])
+                                           ("mappo_ablations_3s5z_2M_more_AS.yaml", 1),
+                                           ("mappo_ablations_3s5z_2M_more_CL.yaml", 1)])
 def test_more_seeds_slice_holds_the_full_grids_trials_at_seeds_5_to_9(grid, trials):
     """Seeds 5-9 of full-grid trials: the same specs but the first seed, so that the report
     pools them with seeds 0-4, and one trial shared by two such files runs once."""
