@@ -161,6 +161,18 @@ def test_sweeps_with_more_seeds_pool_into_one_report(micro_report, tmp_path):
     assert "11 runs (seeds)" in summary
 
 
+def test_chosen_trials_of_a_sweep_report_as_in_the_whole_sweep(micro_report, tmp_path):
+    # naming a sweep's trial folders one by one (the finished ones, say) keeps each
+    # trial's variant label, so the figures are the whole sweep's
+    fake_sweep(str(tmp_path / "sweep"), "3m", A, B, "win_rate")
+    out = str(tmp_path / "report")
+    assert main(["report", str(tmp_path / "sweep" / "a"), str(tmp_path / "sweep" / "b"),
+                 "--out", out, "--reps", "20000"]) == 0
+    for name in ("aggregates.csv", "improvement.csv", "curves.csv"):
+        assert read(os.path.join(out, name)) == read(os.path.join(micro_report, name))
+    assert {r["method"] for r in read(os.path.join(out, "results.csv"))} == {"mappo A", "mappo B"}
+
+
 def test_pooling_refuses_a_seed_twice_and_different_settings(tmp_path, capsys):
     fake_sweep(str(tmp_path / "one"), "3m", A, B, "win_rate")
     fake_sweep(str(tmp_path / "two"), "3m", A, B, "win_rate", first_seed=8, config_b={"clip_eps": 0.1})

@@ -37,13 +37,13 @@ CONFIDENCE = 0.95
 
 def find_runs(directory: str) -> list[tuple[str, dict]]:
     """(run folder, labels) of every run under ``directory`` (a sweep folder, a run
-    folder, or a folder of run folders), in a fixed order."""
+    folder, or a folder of run folders), in a fixed order. A sweep's trial named on its
+    own keeps the labels its sweep gave it (``mappo critic_EP``), so chosen trials of one
+    sweep report as they do in the whole sweep's report."""
     if os.path.exists(os.path.join(directory, "config.yaml")):
-        return [(directory, {})]
-    labels = {}
-    sweep_file = os.path.join(directory, "sweep.yaml")
-    if os.path.exists(sweep_file):
-        labels = load_yaml(sweep_file).get("labels") or {}
+        parent, name = os.path.split(os.path.normpath(directory))
+        return [(directory, _sweep_labels(parent or ".").get(name, {}))]
+    labels = _sweep_labels(directory)
     runs = []
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
@@ -53,6 +53,12 @@ def find_runs(directory: str) -> list[tuple[str, dict]]:
     if not runs:
         raise ValueError(f"{directory} holds no run folders (config.yaml and metrics.csv)")
     return runs
+
+
+def _sweep_labels(directory: str) -> dict:
+    """Trial name -> its grid labels, from a sweep folder's sweep.yaml ({} elsewhere)."""
+    sweep_file = os.path.join(directory, "sweep.yaml")
+    return (load_yaml(sweep_file).get("labels") or {}) if os.path.exists(sweep_file) else {}
 
 
 def _label(name: str, labels: dict, env_axes: bool) -> str:
