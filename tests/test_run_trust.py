@@ -254,6 +254,26 @@ def test_non_positive_counts_are_refused(kept):
         assert "nan" not in done.stdout
 
 
+def test_with_constant_learning_rates_a_run_is_the_start_of_a_longer_one(kept, tmp_path):
+    """What a sweep at part of a grid's budget relies on (mappo_ablations_MMM_epochs_1M.yaml):
+    with constant learning rates nothing depends on the budget, so a run with twice the
+    budget passes through the same points; with annealed ones (``kept``) it does not."""
+    args = ["--log-every", 100, "--num-envs", 4, "--rollout-steps", 5, "--num-minibatches", 1,
+            "--eval-episodes", 2, "--no-progress"]
+    curves = {}
+    for anneal, steps in (("false", 250), ("false", 500), ("true", 500)):
+        out = str(tmp_path / f"{anneal}-{steps}")
+        done = ctde("train", "mappo", "simple_spread", "--steps", steps, "--anneal-lr", anneal,
+                    *args, "--out", out)
+        assert done.returncode == 0, done.stderr
+        curves[anneal, steps] = without_timing(rows(out))
+    assert [int(r["env_steps"]) for r in curves["false", 500]] == [100, 200, 300, 400, 500]
+    assert curves["false", 500][:2] == curves["false", 250][:2]
+    annealed_250 = without_timing(rows(kept[0]))
+    assert curves["true", 500][0]["env_steps"] == annealed_250[0]["env_steps"] == "100"
+    assert curves["true", 500][0] != annealed_250[0]
+
+
 def test_resume_takes_no_settings(kept):
     out, _ = kept
     done = ctde("train", "--resume", out, "--steps", "2e5")

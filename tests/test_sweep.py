@@ -459,3 +459,17 @@ def test_more_seeds_slice_holds_the_full_grids_trials_at_seeds_5_to_9(grid, tria
         assert trial.spec == {**full[trial.name], "seed": 5}
         if trial.name in more:
             assert trial.spec == more[trial.name]
+
+
+def test_half_budget_slice_holds_the_full_grids_trials_but_their_budget():
+    """mappo_ablations_MMM_epochs_1M.yaml: the 2 M grid's MMM epoch trials and baseline,
+    setting for setting, at 1 M steps; its learning rates are constant, so those are the
+    2 M trials' first 1 M steps (test_run_trust: a run is the start of a longer one)."""
+    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
+        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
+    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, "mappo_ablations_MMM_epochs_1M.yaml")))
+    assert sorted(t.name for t in part) == ["mappo-MMM-baseline", "mappo-MMM-epochs_10",
+                                            "mappo-MMM-epochs_15"]
+    for trial in part:
+        assert trial.spec == {**full[trial.name], "steps": "1e6"}
+        assert trial.spec["config"]["anneal_lr"] is False
