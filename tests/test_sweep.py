@@ -413,6 +413,15 @@ def test_ray_spreads_trials_over_the_cluster_nodes(local_sweep, ray_cluster, tmp
 SWEEPS = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps")
 
 
+def shipped(grid: str) -> list:
+    """The trials of the grid file ``grid`` in configs/sweeps."""
+    return sweep.expand(sweep.load_grid(os.path.join(SWEEPS, grid)))
+
+
+def shipped_specs(grid: str) -> dict:
+    return {t.name: t.spec for t in shipped(grid)}
+
+
 @pytest.mark.parametrize("path", sorted(os.path.join(SWEEPS, n) for n in os.listdir(SWEEPS)),
                          ids=os.path.basename)
 def test_shipped_grid_files_are_valid(path):
@@ -434,9 +443,8 @@ def test_shipped_grid_files_are_valid(path):
                                            ("mappo_ablations_MMM_2M.yaml", 9)])
 def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
     """A slice run into the full grid's folder counts as done there: same names, same specs."""
-    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
-        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
-    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, grid)))
+    full = shipped_specs("mappo_ablations.yaml")
+    part = shipped(grid)
     assert len(part) == trials  # one map's nine variants, or some of them
     for trial in part:
         assert trial.spec == full[trial.name]
@@ -449,11 +457,9 @@ def test_full_budget_slice_holds_the_full_grids_trials(grid, trials):
 def test_more_seeds_slice_holds_the_full_grids_trials_at_seeds_5_to_9(grid, trials):
     """Seeds 5-9 of full-grid trials: the same specs but the first seed, so that the report
     pools them with seeds 0-4, and one trial shared by two such files runs once."""
-    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
-        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
-    more = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
-        os.path.join(SWEEPS, "mappo_ablations_3s5z_2M_more.yaml")))}
-    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, grid)))
+    full = shipped_specs("mappo_ablations.yaml")
+    more = shipped_specs("mappo_ablations_3s5z_2M_more.yaml")
+    part = shipped(grid)
     assert len(part) == trials
     for trial in part:
         assert trial.spec == {**full[trial.name], "seed": 5}
@@ -465,9 +471,8 @@ def test_half_budget_slice_holds_the_full_grids_trials_but_their_budget():
     """mappo_ablations_MMM_epochs_1M.yaml: the 2 M grid's MMM epoch trials and baseline,
     setting for setting, at 1 M steps; its learning rates are constant, so those are the
     2 M trials' first 1 M steps (test_run_trust: a run is the start of a longer one)."""
-    full = {t.name: t.spec for t in sweep.expand(sweep.load_grid(
-        os.path.join(SWEEPS, "mappo_ablations.yaml")))}
-    part = sweep.expand(sweep.load_grid(os.path.join(SWEEPS, "mappo_ablations_MMM_epochs_1M.yaml")))
+    full = shipped_specs("mappo_ablations.yaml")
+    part = shipped("mappo_ablations_MMM_epochs_1M.yaml")
     assert sorted(t.name for t in part) == ["mappo-MMM-baseline", "mappo-MMM-epochs_10",
                                             "mappo-MMM-epochs_15"]
     for trial in part:
